@@ -1,0 +1,1 @@
+"""runpod-budget: budget alerting daemon for RunPod GPU pods."""

@@ -1,0 +1,3 @@
+from daemon.app.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""Plain data shared by every layer: what RunPod tells us and what we decide.
+
+Everything here is immutable and free of IO. Times are timezone-aware UTC
+``datetime`` objects unless a field says otherwise; money is USD as ``float``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+BucketSize = Literal["hour", "day", "week", "month", "year"]
+Grouping = Literal["podId", "gpuTypeId"]
+
+
+class PodStatus(StrEnum):
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"
+    TERMINATED = "TERMINATED"
+
+
+@dataclass(frozen=True, slots=True)
+class BillingRecord:
+    """One row of ``GET /billing/pods``: spend of one group in one bucket.
+
+    ``time`` is the bucket start (UTC). Exactly one of ``pod_id`` / ``gpu_type``
+    is normally set, according to the request's ``grouping``.
+    """
+
+    time: datetime
+    amount: float
+    pod_id: str | None = None
+    gpu_type: str | None = None
+    endpoint_id: str | None = None
+    time_billed_ms: int | None = None
+    disk_space_billed_gb: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkVolumeRecord:
+    """One row of ``GET /billing/networkvolumes``."""
+
+    time: datetime
+    amount: float
+    disk_space_billed_gb: int | None = None
+    high_performance_storage_amount: float | None = None
+    high_performance_storage_disk_space_billed_gb: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """The parts of ``GET /pods`` the daemon uses.
+
+    ``gpu_type`` is ``gpu.id`` (RunPod's GPU type id, e.g. "NVIDIA H100 80GB HBM3"),
+    ``None`` for CPU pods. ``cost_per_hr`` is the live burn rate in USD/hour.
+    """
+
+    id: str
+    name: str
+    desired_status: PodStatus
+    cost_per_hr: float
+    gpu_type: str | None = None
+    gpu_count: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.desired_status is PodStatus.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """Which billing series a budget needs: one (account, grouping, gpu filter).
+
+    ``gpu_filter`` is the ``gpuTypeId`` query filter pushed to the API, or ``""``
+    for none. Series are always fetched with ``bucketSize=hour``.
+    """
+
+    account: str
+    grouping: Grouping
+    gpu_filter: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpendPoint:
+    """Hourly spend of one group (pod id or GPU type id) in one series."""
+
+    time: datetime  # hour bucket start, UTC
+    group: str  # pod id for grouping=podId, GPU type id for grouping=gpuTypeId
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """One planned ``GET /billing/pods`` call (bucketSize=hour)."""
+
+    series: SeriesKey
+    start: datetime  # inclusive, hour aligned
+    end: datetime  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A concrete window instance: ``size`` is as configured ("day", "24h")."""
+
+    size: str
+    start: datetime  # UTC
+    end: datetime  # UTC
+    rolling: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The group of a budget instance, as in the webhook payload."""
+
+    pod_id: str | None = None
+    pod_name: str | None = None
+    gpu_type: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``pod=ID``, ``gpu=TYPE`` or ``all``: the group part of an alert id."""
+        if self.pod_id is not None:
+            return f"pod={self.pod_id}"
+        if self.gpu_type is not None:
+            return f"gpu={self.gpu_type}"
+        return "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Contributor:
+    """A pod or GPU type's share of an aggregate instance's spend."""
+
+    label: str
+    spend: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """Where one budget instance stands at ``now``: the basis of every decision."""
+
+    account: str
+    budget: str
+    group: Group
+    window: Window
+    spend: float
+    limit: float
+    forecast: float | None  # projected spend at window end; None when unknown
+    thresholds: tuple[float, ...]
+    forecast_enabled: bool
+    top_contributors: tuple[Contributor, ...] = ()
+    pod_ids: tuple[str, ...] = ()  # pods in scope that have spend or are running
+
+    @property
+    def percent(self) -> float:
+        return 0.0 if self.limit <= 0 else round(100.0 * self.spend / self.limit, 2)
+
+    @property
+    def instance_key(self) -> str:
+        """``account:budget:group:windowstart``: the stable prefix of alert ids."""
+        return f"{self.account}:{self.budget}:{self.group.key}:{iso_z(self.window.start)}"
+
+
+AlertKind = Literal["threshold", "forecast", "enforcement", "digest", "test", "health"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something worth telling people about, before dedupe.
+
+    ``threshold`` is the highest threshold crossed (kind ``threshold``) or
+    ``None`` (kind ``forecast``).
+    """
+
+    kind: Literal["threshold", "forecast"]
+    status: InstanceStatus
+    threshold: float | None
+
+    @property
+    def alert_id(self) -> str:
+        """The contract's ``id``: stable across restarts and replicas."""
+        suffix = f"threshold:{fmt_num(self.threshold)}" if self.kind == "threshold" else "forecast"
+        return f"{self.status.instance_key}:{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A decided notification: stored in the outbox before any send.
+
+    ``payload`` is exactly the contract's webhook JSON body (``id``, ``kind``,
+    ...); notifiers render from it, so a stored alert can be re-sent after a
+    restart without re-evaluating anything.
+    """
+
+    id: str
+    kind: AlertKind
+    notifiers: tuple[str, ...]
+    payload: dict[str, Any] = field(hash=False, compare=False)
+
+
+def iso_z(t: datetime) -> str:
+    """``2026-11-24T00:00:00Z`` for an aware datetime (seconds precision)."""
+    from datetime import UTC
+
+    return t.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def fmt_num(x: float | None) -> str:
+    """80.0 -> "80", 87.5 -> "87.5": thresholds as people write them."""
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))

@@ -1,0 +1,220 @@
+"""The small interfaces the pipeline talks to, and the one error type per boundary.
+
+Adapters (RunPod client, state store, notifiers) implement these Protocols;
+the pipeline receives instances and never imports an adapter module by path,
+so tests pass real adapters pointed at loopback servers, or a fake that obeys
+the same contract when a test is about one unit's logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from daemon.core.model import (
+    Alert,
+    BillingRecord,
+    BucketSize,
+    Grouping,
+    Pod,
+    SeriesKey,
+    SpendPoint,
+)
+
+# --------------------------------------------------------------------------- errors
+
+
+class BoundaryError(Exception):
+    """Base of the per-boundary errors. ``permanent`` says a retry cannot help.
+
+    Messages never contain secrets (API keys, tokens, webhook URLs or secrets).
+    """
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class ApiError(BoundaryError):
+    """RunPod API call failed after the client's own retries.
+
+    ``status`` is the last HTTP status (None for transport errors and bad bodies);
+    ``reason`` is a short machine word: ``auth``, ``forbidden``, ``rate_limited``,
+    ``server``, ``timeout``, ``transport``, ``bad_body``, ``too_large``,
+    ``bad_record``, ``not_found``, ``client``.
+    """
+
+    def __init__(
+        self, message: str, *, permanent: bool, status: int | None = None, reason: str = ""
+    ) -> None:
+        super().__init__(message, permanent=permanent)
+        self.status = status
+        self.reason = reason
+
+
+class DeliveryError(BoundaryError):
+    """A notifier could not deliver. ``permanent`` errors are not retried
+    (bad token, unknown channel, 410 Gone); others are retried from the outbox."""
+
+    def __init__(
+        self, message: str, *, permanent: bool, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, permanent=permanent)
+        self.retry_after = retry_after
+
+
+class StoreError(BoundaryError):
+    """The state store is unusable: corrupt, newer schema than this build knows,
+    unreachable. ``permanent`` for corrupt/newer-schema (refuse to start)."""
+
+
+# --------------------------------------------------------------------------- RunPod
+
+
+class RunPodApi(Protocol):
+    """The calls of RunPod's REST API v1 that the daemon makes.
+
+    Every method returns parsed, validated data or raises ``ApiError``.
+    """
+
+    def billing_pods(
+        self,
+        *,
+        bucket_size: BucketSize = "hour",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        grouping: Grouping | None = None,
+        pod_id: str | None = None,
+        gpu_type_id: str | None = None,
+    ) -> list[BillingRecord]: ...
+
+    def list_pods(self) -> list[Pod]: ...
+
+    def stop_pod(self, pod_id: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- notifiers
+
+
+class Notifier(Protocol):
+    """One configured destination (Slack, webhook, console).
+
+    ``send`` returns None on success; raises ``DeliveryError(permanent=...)``.
+    It must be idempotent-friendly: the alert's ``id`` is stable across retries.
+    """
+
+    name: str
+
+    def send(self, alert: Alert) -> None: ...
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """The hour range of a series held in the store: ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """An alert already decided (pending or delivered) for dedupe."""
+
+    id: str
+    kind: str
+    account: str
+    budget: str
+    group_key: str
+    threshold: str  # fmt_num of the threshold, "" for forecast
+    window_start: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One (alert, notifier) delivery, oldest first."""
+
+    seq: int
+    alert: Alert
+    notifier: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """Per-notifier health for ``status``: permanent failures are shown there."""
+
+    notifier: str
+    pending: int
+    delivered: int
+    failed_permanent: int
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+class Store(Protocol):
+    """Durable state: bucket cache, alert ledger + outbox, enforcement audit.
+
+    All methods are transactional on their own. Raises ``StoreError``.
+    """
+
+    # buckets
+    def coverage(self, series: SeriesKey) -> Coverage | None: ...
+
+    def replace_points(
+        self, series: SeriesKey, start: datetime, end: datetime, points: Sequence[SpendPoint]
+    ) -> None:
+        """Atomically replace every point of ``series`` in ``[start, end)`` and
+        extend the series' coverage to include that range."""
+        ...
+
+    def points(self, series: SeriesKey, start: datetime, end: datetime) -> list[SpendPoint]: ...
+
+    # ledger + outbox
+    def ledger(self, account: str, since: datetime) -> list[LedgerEntry]:
+        """Every decided alert created at or after ``since`` (for dedupe)."""
+        ...
+
+    def enqueue(self, alerts: Sequence[Alert], now: datetime) -> list[str]:
+        """Insert alerts and one outbox row per notifier, atomically per alert.
+        An alert whose id exists already is skipped (another replica, a restart).
+        Returns the ids actually inserted."""
+        ...
+
+    def claim_due(self, now: datetime, lease_seconds: float, limit: int = 100) -> list[OutboxItem]:
+        """Lease due, undelivered outbox rows (oldest first) so that no other
+        replica sends them while the lease runs."""
+        ...
+
+    def mark_delivered(self, seq: int, now: datetime) -> None: ...
+
+    def mark_failed(
+        self, seq: int, now: datetime, error: str, *, permanent: bool, next_attempt_at: datetime
+    ) -> None: ...
+
+    def delivery_states(self) -> list[DeliveryState]: ...
+
+    # key/value for small daemon state (health notices, digest marks, config hash)
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # enforcement
+    def record_intent(self, instance_id: str, pod_id: str, now: datetime, detail: dict[str, Any]) -> bool:
+        """Write the intent to stop ``pod_id`` for ``instance_id`` before the call.
+        Returns False if an intent for (instance_id, pod_id) exists already
+        (never stop twice, even after a crash between intent and result)."""
+        ...
+
+    def record_result(self, instance_id: str, pod_id: str, now: datetime, result: str, detail: dict[str, Any]) -> None: ...
+
+    def audit(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
