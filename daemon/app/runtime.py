@@ -1,0 +1,116 @@
+"""Build the running parts from a config file: secrets, store, clients, notifiers.
+
+This is the composition root: the only module that knows which adapter
+implements which port. Every secret it reads is registered with the log
+redactor before anything can log it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from daemon.adapters.notifiers import build_notifiers
+from daemon.adapters.runpod import RunPodClient
+from daemon.adapters.store import open_store
+from daemon.app import logging as applog
+from daemon.app.metrics import Metrics
+from daemon.config.loader import api_key_for, load_config, state_url
+from daemon.config.models import Config
+from daemon.core.ports import Notifier, RunPodApi, Store
+from daemon.pipeline.cycle import Deps
+
+DEFAULT_BASE_URL = "https://rest.runpod.io/v1"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def config_secrets(config: Config, env: Mapping[str, str]) -> list[str]:
+    """Every secret value the config resolves to, for the log redactor."""
+    out: list[str] = []
+    for acc in config.accounts:
+        try:
+            out.append(api_key_for(acc, env))
+        except Exception:  # noqa: BLE001 - a missing key is reported by the loader
+            pass
+    for n in config.notifiers.values():
+        for attr in ("webhook_url", "token", "url", "secret"):
+            v = getattr(n, attr, None)
+            if v is not None:
+                out.append(v.get_secret_value())
+        for s in getattr(n, "secrets", []) or []:
+            out.append(s.get_secret_value())
+    if config.state is not None:
+        out.append(config.state.get_secret_value())
+    return [s for s in out if s and len(s) >= 4]
+
+
+@dataclass
+class Runtime:
+    config_path: Path
+    config: Config
+    store: Store
+    apis: dict[str, RunPodApi]
+    notifiers: dict[str, Notifier]
+    metrics: Metrics
+    clock: Callable[[], datetime] = utcnow
+    extra_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def deps(self) -> Deps:
+        return Deps(self.config, self.store, self.apis, self.notifiers, self.clock, self.metrics)
+
+    def close(self) -> None:
+        for fn in self.extra_close:
+            fn()
+        for api in self.apis.values():
+            close = getattr(api, "close", None)
+            if callable(close):
+                close()
+        self.store.close()
+
+
+def build_clients(
+    config: Config, env: Mapping[str, str], metrics: Metrics, *, timeout: float = 10.0
+) -> dict[str, RunPodApi]:
+    base = env.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URL
+    clients: dict[str, RunPodApi] = {}
+    for acc in config.accounts:
+        key = api_key_for(acc, env)
+        applog.register_secret(key)
+        clients[acc.name] = RunPodClient(
+            key, base, timeout=timeout, on_request=metrics.on_api_request
+        )
+    return clients
+
+
+def build_runtime(
+    config_path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    console: TextIO | None = None,
+    metrics: Metrics | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    config: Config | None = None,
+) -> Runtime:
+    """Load the config (raises ConfigError), open the store (raises StoreError)
+    and build clients and notifiers."""
+    env = os.environ if env is None else env
+    if config is None:
+        config = load_config(config_path, env)
+    for s in config_secrets(config, env):
+        applog.register_secret(s)
+    metrics = metrics or Metrics()
+    store = open_store(state_url(config, env))
+    try:
+        apis = build_clients(config, env, metrics)
+        notifiers = build_notifiers(config, console_stream=console)
+    except Exception:
+        store.close()
+        raise
+    return Runtime(config_path, config, store, apis, notifiers, metrics, clock)

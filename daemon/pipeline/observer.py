@@ -1,0 +1,36 @@
+"""What the pipeline reports about itself (metrics), without importing the app.
+
+The app's ``Metrics`` satisfies this Protocol; ``NullObserver`` is the default
+for one-shot commands and tests that do not look at metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from daemon.core.model import InstanceStatus
+
+
+class Observer(Protocol):
+    def replace_instances(self, statuses: Sequence[InstanceStatus]) -> None: ...
+
+    def notification(self, notifier: str, kind: str, ok: bool, permanent: bool) -> None: ...
+
+    def set_pending(self, counts: Mapping[str, int]) -> None: ...
+
+    def enforcement(self, action: str, reason: str) -> None: ...
+
+
+class NullObserver:
+    def replace_instances(self, statuses: Sequence[InstanceStatus]) -> None:
+        return None
+
+    def notification(self, notifier: str, kind: str, ok: bool, permanent: bool) -> None:
+        return None
+
+    def set_pending(self, counts: Mapping[str, int]) -> None:
+        return None
+
+    def enforcement(self, action: str, reason: str) -> None:
+        return None
