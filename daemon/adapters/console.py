@@ -1,0 +1,45 @@
+"""Console notifier: prints each alert as one or two readable lines (``demo``)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from daemon.core.model import Alert
+from daemon.core.ports import DeliveryError
+from daemon.core.render import console_text
+
+OnResult = Callable[[str, Alert, DeliveryError | None], None]
+
+
+class ConsoleSender:
+    """``Notifier`` writing ``console_text(payload)`` to ``stream`` (default:
+    the current ``sys.stdout`` at send time), flushed after each alert."""
+
+    def __init__(
+        self, name: str, stream: TextIO | None = None, *, on_result: OnResult | None = None
+    ) -> None:
+        self.name = name
+        self._stream = stream
+        self._on_result = on_result
+
+    def __repr__(self) -> str:
+        return f"ConsoleSender(name={self.name!r})"
+
+    def send(self, alert: Alert) -> None:
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            stream.write(console_text(alert.payload) + "\n")
+            stream.flush()
+        except (OSError, ValueError) as e:  # closed stream, broken pipe
+            err = DeliveryError(
+                f"console notifier {self.name!r}: transient failure: "
+                f"cannot write ({type(e).__name__})",
+                permanent=False,
+            )
+            if self._on_result is not None:
+                self._on_result(self.name, alert, err)
+            raise err from None
+        if self._on_result is not None:
+            self._on_result(self.name, alert, None)

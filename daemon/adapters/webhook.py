@@ -1,0 +1,285 @@
+"""Webhook notifier: a JSON POST of the contract's payload, signed per the
+Standard Webhooks spec (https://www.standardwebhooks.com/).
+
+Headers of every attempt:
+
+* ``content-type: application/json``
+* ``webhook-id``: the alert id, the same on every retry (receivers dedupe on it)
+* ``webhook-timestamp``: Unix seconds of this attempt
+* ``webhook-signature``: ``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{body}``,
+  one per configured secret, space separated (two during a rotation). Left out
+  when no secret is configured.
+
+Secrets: a secret starting with ``whsec_`` is the spec's form (base64 of the
+key bytes after the prefix). A secret **without** the prefix is used as the raw
+key bytes (its UTF-8 encoding); receivers verify it with
+``Webhook(secret.encode())``, or equivalently with
+``Webhook("whsec_" + base64(secret))``.
+
+One attempt per ``send``; the outbox retries. Redirects are not followed
+(the signed body must not be replayed somewhere else): a 3xx is a permanent
+error. ``410 Gone`` is permanent and disables the sender until its config
+changes (``disabled`` / ``disabled_reason``; the caller persists that).
+429 (``Retry-After`` honoured), 408, 5xx, timeouts and connection errors are
+transient; any other 4xx is permanent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+from standardwebhooks import Webhook
+
+from daemon.config.models import WebhookNotifier
+from daemon.core.model import Alert
+from daemon.core.ports import DeliveryError
+
+OnResult = Callable[[str, Alert, DeliveryError | None], None]
+USER_AGENT = "runpod-budget/0.1 (+webhook)"
+_MAX_RETRY_AFTER = 24 * 3600.0
+
+
+class _RedactUrls(logging.Filter):
+    """Redacts configured webhook URLs (whose path often is the credential) from
+    httpx's ``HTTP Request: POST <url>`` INFO line and httpcore's DEBUG traces
+    (which print response headers, e.g. a redirect's ``Location``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._subs: dict[str, str] = {}
+
+    def add(self, url: str) -> None:
+        u = httpx.URL(url)
+        port = f":{u.port}" if u.port else ""
+        with self._lock:
+            self._subs[str(u)] = f"{u.scheme}://{u.host}{port}/***"
+            path = u.raw_path.decode("ascii", "replace")
+            if len(path) > 1:
+                self._subs[path] = "/***"
+
+    def _clean(self, text: str, subs: dict[str, str]) -> str:
+        for secret in sorted(subs, key=len, reverse=True):  # longest first
+            text = text.replace(secret, subs[secret])
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            subs = dict(self._subs)
+        if not subs:
+            return True
+        if isinstance(record.msg, str):
+            record.msg = self._clean(record.msg, subs)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._clean(str(a), subs) if any(k in str(a) for k in subs) else a
+                for a in record.args
+            )
+        return True
+
+
+_redact = _RedactUrls()
+for _name in (
+    "httpx",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.connection",
+    "httpcore.proxy",
+):
+    logging.getLogger(_name).addFilter(_redact)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date.
+    None when absent or unreadable; never negative; capped at a day."""
+    if value is None:
+        return None
+    v = value.strip()
+    if not v:
+        return None
+    try:
+        secs = float(v)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(v)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        secs = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(secs):
+        return None
+    return min(max(0.0, secs), _MAX_RETRY_AFTER)
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a configured secret (see the module doc).
+
+    Raises ``ValueError`` (without the secret) when a ``whsec_`` secret is not
+    base64 or is empty."""
+    if secret.startswith("whsec_"):
+        raw = secret[len("whsec_") :]
+        try:
+            key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("webhook secret with the whsec_ prefix is not valid base64") from None
+    else:
+        key = secret.encode("utf-8")
+    if not key:
+        raise ValueError("webhook secret is empty")
+    return key
+
+
+def encode_body(payload: dict[str, object]) -> str:
+    """The exact text that is signed and sent: compact JSON, ASCII only."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+
+
+class WebhookSender:
+    """``Notifier`` for a ``type: webhook`` notifier.
+
+    ``http`` lets a caller share a client (its redirect setting is overridden
+    per request: never followed). ``disabled_reason`` restores a disabled state
+    the caller persisted (e.g. keyed by the notifier's config hash).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: WebhookNotifier,
+        *,
+        http: httpx.Client | None = None,
+        on_result: OnResult | None = None,
+        disabled_reason: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._url = config.url  # SecretStr: the path may carry a token
+        _redact.add(self._url.get_secret_value())
+        self._timeout = httpx.Timeout(config.timeout)
+        self._signers = [
+            Webhook(signing_key(s.get_secret_value())) for s in config.signing_secrets()
+        ]
+        self._own_http = http is None
+        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+        self._on_result = on_result
+        self._clock = clock
+        self._disabled_reason = disabled_reason
+
+    def __repr__(self) -> str:
+        state = f", disabled={self._disabled_reason!r}" if self._disabled_reason else ""
+        return f"WebhookSender(name={self.name!r}, url=***, secrets={len(self._signers)}{state})"
+
+    __str__ = __repr__
+
+    @property
+    def disabled(self) -> bool:
+        return self._disabled_reason is not None
+
+    @property
+    def disabled_reason(self) -> str | None:
+        return self._disabled_reason
+
+    def disable(self, reason: str) -> None:
+        self._disabled_reason = reason
+
+    def enable(self) -> None:
+        self._disabled_reason = None
+
+    def close(self) -> None:
+        if self._own_http:
+            self._http.close()
+
+    # ------------------------------------------------------------------ Notifier
+
+    def send(self, alert: Alert) -> None:
+        try:
+            self._send(alert)
+        except DeliveryError as err:
+            if self._on_result is not None:
+                self._on_result(self.name, alert, err)
+            raise
+        if self._on_result is not None:
+            self._on_result(self.name, alert, None)
+
+    def headers_for(self, msg_id: str, body: str, timestamp: int) -> dict[str, str]:
+        """The request headers of one attempt (signatures for every secret)."""
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if self._signers:
+            ts = datetime.fromtimestamp(timestamp, UTC)
+            headers["webhook-signature"] = " ".join(
+                w.sign(msg_id=msg_id, timestamp=ts, data=body) for w in self._signers
+            )
+        return headers
+
+    def _err(
+        self, what: str, *, permanent: bool, retry_after: float | None = None
+    ) -> DeliveryError:
+        kind = "permanent" if permanent else "transient"
+        return DeliveryError(
+            f"webhook notifier {self.name!r}: {kind} failure: {what}",
+            permanent=permanent,
+            retry_after=retry_after,
+        )
+
+    def _send(self, alert: Alert) -> None:
+        if self._disabled_reason is not None:
+            raise self._err(
+                f"disabled ({self._disabled_reason}); change its config to re-enable",
+                permanent=True,
+            )
+        body = encode_body(alert.payload)
+        headers = self.headers_for(alert.id, body, int(self._clock()))
+        try:
+            resp = self._http.post(
+                self._url.get_secret_value(),
+                content=body.encode("ascii"),
+                headers=headers,
+                timeout=self._timeout,
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException as e:
+            raise self._err(f"timed out ({type(e).__name__})", permanent=False) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
+            raise self._err(f"bad url ({type(e).__name__})", permanent=True) from None
+        except httpx.TransportError as e:
+            raise self._err(f"connection error ({type(e).__name__})", permanent=False) from None
+        status = resp.status_code
+        if 200 <= status < 300:
+            return
+        retry_after = retry_after_seconds(resp.headers.get("retry-after"))
+        if 300 <= status < 400:
+            raise self._err(
+                f"the endpoint redirected (HTTP {status}); redirects are not followed, "
+                "set url to the final address",
+                permanent=True,
+            )
+        if status == 410:
+            self._disabled_reason = "endpoint returned 410 Gone"
+            raise self._err(
+                "HTTP 410 Gone: notifier disabled until its config changes", permanent=True
+            )
+        if status == 429:
+            raise self._err("rate limited (HTTP 429)", permanent=False, retry_after=retry_after)
+        if status == 408:
+            raise self._err("HTTP 408 request timeout", permanent=False, retry_after=retry_after)
+        if status >= 500:
+            raise self._err(
+                f"server error (HTTP {status})", permanent=False, retry_after=retry_after
+            )
+        raise self._err(f"rejected (HTTP {status})", permanent=True)
