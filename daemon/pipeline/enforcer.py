@@ -1,0 +1,461 @@
+"""Carrying out an ``EnforcementPlan``: re-check, intent, stop, result, audit, alerts.
+
+For each real ``StopAction`` (highest burn first):
+
+1. Re-read ``GET /pods`` right before the stop. If that fails the stop is
+   refused (``pods_unavailable``); if the pod is no longer ``RUNNING`` (someone
+   stopped it meanwhile) it is refused (``not_running``).
+2. Write an intent row (``Store.record_intent``) *before* the call. The store
+   refuses a second intent for the same (instance, pod), so a pod is stopped at
+   most once per budget instance: not twice in one cycle, not again next cycle,
+   not by a second replica. When the intent exists already, the earlier row
+   decides:
+
+   * intent without result: the daemon crashed (or was killed) between the
+     intent and the result. Whether the stop reached RunPod is unknown, so the
+     pod is *not* stopped again blindly: refused ``unknown_after_crash``
+     (people are told and can decide).
+   * result ``stopped``: the pod was stopped earlier in this window and someone
+     started it again. That is a person's decision: refused ``already_stopped``.
+   * result ``failed``: the earlier stop failed after the client's own retries.
+     A failed stop may be retried in a later cycle while the pod still runs, up
+     to ``MAX_ATTEMPTS`` attempts per (instance, pod); the n-th attempt's intent
+     is keyed ``{instance_key}#attempt{n}`` (n >= 2) so each attempt keeps the
+     same never-twice guarantee. After that: refused ``retries_exhausted``.
+3. ``RunPodApi.stop_pod`` (the client retries 5xx itself). An ``ApiError``
+   records result ``failed`` with the error; success records ``stopped``.
+
+Dry-run actions stop nothing: they are reported as ``would_stop``.
+
+Every outcome is logged (``enforce.stopped``, ``enforce.would_stop``,
+``enforce.refused``, ``enforce.stop_failed`` with account/budget/pod_id/reason),
+counted through ``on_event(action, reason)``, written to the audit (stops in
+the intent/result rows; refusals and dry runs through the store's
+``record_audit`` when it has one) and turned into ``kind: enforcement`` alerts
+by :meth:`Enforcer.alerts`. Alert ids are ``{instance_key}:enforce:{pod}:{action}``
+(``:{reason}`` appended for refusals), so an outcome is announced once per
+instance. Refusals and dry runs that were already announced in an earlier cycle
+(their alert id is in the ledger) are *repeats*: logged at debug level only, not
+audited, counted or alerted again. Stops and failed stops are always reported.
+
+``not_running`` refusals and ``intent_exists`` (another replica holds the
+intent right now) are quiet: after a stop they are the normal state, so they
+are logged at debug level only and not audited, counted or alerted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from daemon.config.models import Config
+from daemon.core import render
+from daemon.core.enforce import (
+    EnforcementPlan,
+    Refusal,
+    StopAction,
+    describe_plan,
+    describe_reason,
+)
+from daemon.core.model import Alert, InstanceStatus, Pod, fmt_num, iso_z
+from daemon.core.ports import ApiError, Store
+
+log = structlog.get_logger("daemon.enforcer")
+
+Action = Literal["stopped", "would_stop", "refused", "failed"]
+
+MAX_ATTEMPTS = 3
+AUDIT_SCAN = 5000  # rows of Store.audit() searched for an earlier intent
+
+# Refusals that are the normal state of affairs after a stop: not alerted.
+QUIET_REASONS = frozenset({"not_running", "intent_exists"})
+
+# Refusals that need a person's attention: logged as warnings.
+_WARN_REASONS = frozenset({"unknown_after_crash", "cap_reached", "retries_exhausted"})
+
+_LOG_EVENT: dict[str, str] = {
+    "stopped": "enforce.stopped",
+    "would_stop": "enforce.would_stop",
+    "refused": "enforce.refused",
+    "failed": "enforce.stop_failed",
+}
+
+_EXTRA_REASONS: dict[str, str] = {
+    "unknown_after_crash": "an earlier stop was interrupted; not stopping again blindly",
+    "already_stopped": "already stopped once in this window (restarted since)",
+    "retries_exhausted": f"stop failed {MAX_ATTEMPTS} times; giving up for this window",
+    "intent_exists": "another replica is stopping it",
+}
+
+
+def _reason_text(reason: str) -> str:
+    return _EXTRA_REASONS.get(reason) or describe_reason(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcementResult:
+    """What happened to one pod (or, ``pod_id=None``, to a whole instance)."""
+
+    action: Action
+    reason: str  # refusal reason; ApiError.reason for failed; "" otherwise
+    account: str
+    budget: str
+    instance_key: str
+    pod_id: str | None
+    pod_name: str | None
+    dry_run: bool
+    at: datetime
+    status: InstanceStatus = field(compare=False)
+    error: str | None = None
+    attempt: int = 0
+    repeat: bool = False  # announced in an earlier cycle already
+
+    @property
+    def alert_id(self) -> str:
+        """``{instance_key}:enforce:{pod_id}:{action}`` (``:{reason}`` for refusals);
+        ``-`` stands for the pod of an instance-wide refusal."""
+        base = f"{self.instance_key}:enforce:{self.pod_id or '-'}:{self.action}"
+        return f"{base}:{self.reason}" if self.action == "refused" else base
+
+    @property
+    def alertable(self) -> bool:
+        return not (self.action == "refused" and self.reason in QUIET_REASONS)
+
+    def describe(self) -> str:
+        """One line for ``check`` / ``status`` output."""
+        pod = f"pod {self.pod_id}" if self.pod_id else "no pod"
+        if self.pod_id and self.pod_name:
+            pod += f" ({self.pod_name})"
+        where = f"[{self.account}/{self.budget} {self.status.group.key}]"
+        if self.action == "stopped":
+            return f"stopped {pod} {where}"
+        if self.action == "would_stop":
+            return f"would stop {pod} {where} (dry run)"
+        if self.action == "failed":
+            return f"failed to stop {pod} {where}: {self.error or self.reason}"
+        return f"not stopping {pod} {where}: {self.reason} ({_reason_text(self.reason)})"
+
+    def audit_detail(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "account": self.account,
+            "budget": self.budget,
+            "instance": self.instance_key,
+            "pod_id": self.pod_id,
+            "pod_name": self.pod_name,
+            "action": self.action,
+            "reason": self.reason,
+            "dry_run": self.dry_run,
+            "spend_usd": round(self.status.spend, 2),
+            "limit_usd": self.status.limit,
+            "percent": self.status.percent,
+        }
+        if self.error:
+            d["error"] = self.error
+        if self.attempt:
+            d["attempt"] = self.attempt
+        return d
+
+
+class PodControl(Protocol):
+    """The part of ``RunPodApi`` the enforcer uses (any ``RunPodApi`` is one)."""
+
+    def list_pods(self) -> list[Pod]: ...
+
+    def stop_pod(self, pod_id: str) -> None: ...
+
+
+def attempt_key(instance_key: str, attempt: int) -> str:
+    """The intent's instance id of the n-th stop attempt (1-based)."""
+    return instance_key if attempt <= 1 else f"{instance_key}#attempt{attempt}"
+
+
+class Enforcer:
+    """Executes plans against one ``RunPodApi`` (or any ``PodControl``; route
+    several accounts through one that knows them all) and one ``Store``.
+
+    ``on_event(action, reason)`` is called once per new outcome (metrics).
+    """
+
+    def __init__(
+        self,
+        api: PodControl,
+        store: Store,
+        *,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.on_event = on_event
+
+    # ------------------------------------------------------------------ public
+
+    def describe(self, plan: EnforcementPlan) -> list[str]:
+        """What the plan would do, without doing anything (``check --dry-run``)."""
+        return describe_plan(plan)
+
+    def execute(
+        self, plan: EnforcementPlan, config: Config, now: datetime
+    ) -> list[EnforcementResult]:
+        """Carry the plan out; returns one result per action and refusal, refusals
+        of the plan first, then the actions in plan order. ``config`` is not
+        needed today (the plan carries every decision). Raises only
+        ``StoreError`` (the stop is then not attempted, or its result unknown:
+        the intent row makes the next cycle report ``unknown_after_crash``)."""
+        announced = self._announced(plan)
+        results: list[EnforcementResult] = []
+        for r in plan.refusals:
+            results.append(self._refused(r, now))
+        for a in plan.actions:
+            results.append(self._would_stop(a, now) if a.dry_run else self._stop(a, now))
+        out = [
+            replace(r, repeat=r.action in ("refused", "would_stop") and r.alert_id in announced)
+            for r in results
+        ]
+        for res in out:
+            self._report(res, now)
+        return out
+
+    def alerts(
+        self, results: Sequence[EnforcementResult], config: Config, now: datetime
+    ) -> list[Alert]:
+        """``kind: enforcement`` alerts for the results worth telling people about."""
+        return enforcement_alerts(results, config, now)
+
+    # ------------------------------------------------------------------ steps
+
+    def _refused(self, r: Refusal, now: datetime) -> EnforcementResult:
+        return EnforcementResult(
+            action="refused",
+            reason=r.reason,
+            account=r.account,
+            budget=r.budget,
+            instance_key=r.instance_key,
+            pod_id=r.pod_id,
+            pod_name=r.pod_name,
+            dry_run=r.dry_run,
+            at=now,
+            status=r.status,
+        )
+
+    def _result(
+        self, a: StopAction, action: Action, now: datetime, reason: str = "", **kw: Any
+    ) -> EnforcementResult:
+        return EnforcementResult(
+            action=action,
+            reason=reason,
+            account=a.account,
+            budget=a.budget,
+            instance_key=a.instance_key,
+            pod_id=a.pod_id,
+            pod_name=a.pod_name,
+            dry_run=a.dry_run,
+            at=now,
+            status=a.status,
+            **kw,
+        )
+
+    def _would_stop(self, a: StopAction, now: datetime) -> EnforcementResult:
+        return self._result(a, "would_stop", now)
+
+    def _stop(self, a: StopAction, now: datetime) -> EnforcementResult:
+        # 1. re-check that the pod still runs, right before stopping it
+        try:
+            live = {p.id: p for p in self.api.list_pods()}
+        except ApiError as e:
+            return self._result(a, "refused", now, "pods_unavailable", error=str(e))
+        pod = live.get(a.pod_id)
+        if pod is None or not pod.running:
+            return self._result(a, "refused", now, "not_running")
+
+        # 2. the intent, before the call; the earlier rows decide when it exists
+        attempt = 1
+        while True:
+            iid = attempt_key(a.instance_key, attempt)
+            if self.store.record_intent(iid, a.pod_id, now, self._intent_detail(a, attempt)):
+                break
+            prior = self._prior(iid, a.pod_id)
+            if prior is None:  # written by another replica just now
+                return self._result(a, "refused", now, "intent_exists", attempt=attempt)
+            result = prior.get("result")
+            if result is None:
+                return self._result(a, "refused", now, "unknown_after_crash", attempt=attempt)
+            if result != "failed":
+                return self._result(a, "refused", now, "already_stopped", attempt=attempt)
+            if attempt >= MAX_ATTEMPTS:
+                return self._result(a, "refused", now, "retries_exhausted", attempt=attempt)
+            attempt += 1
+
+        # 3. the stop itself
+        try:
+            self.api.stop_pod(a.pod_id)
+        except ApiError as e:
+            detail = {"error": str(e), "status": e.status, "reason": e.reason, "attempt": attempt}
+            self.store.record_result(iid, a.pod_id, now, "failed", detail)
+            return self._result(
+                a, "failed", now, e.reason or "error", error=str(e), attempt=attempt
+            )
+        self.store.record_result(iid, a.pod_id, now, "stopped", {"attempt": attempt})
+        return self._result(a, "stopped", now, attempt=attempt)
+
+    @staticmethod
+    def _intent_detail(a: StopAction, attempt: int) -> dict[str, Any]:
+        return {
+            "account": a.account,
+            "budget": a.budget,
+            "instance": a.instance_key,
+            "pod_name": a.pod_name,
+            "burn_per_hr": a.burn_per_hr,
+            "spend_usd": round(a.status.spend, 2),
+            "limit_usd": a.status.limit,
+            "percent": a.status.percent,
+            "attempt": attempt,
+        }
+
+    def _prior(self, instance_id: str, pod_id: str) -> dict[str, Any] | None:
+        """The stored intent/result row of (instance_id, pod_id), if any.
+
+        Uses the store's ``enforcement_row`` when it has one, else searches the
+        newest ``AUDIT_SCAN`` rows of ``Store.audit()`` (intents of the current
+        window are recent)."""
+        lookup = getattr(self.store, "enforcement_row", None)
+        if callable(lookup):
+            row = lookup(instance_id, pod_id)
+            return None if row is None else dict(row)
+        for row in self.store.audit(AUDIT_SCAN):
+            if (
+                row.get("event") == "stop"
+                and row.get("instance_id") == instance_id
+                and row.get("pod_id") == pod_id
+            ):
+                return row
+        return None
+
+    def _announced(self, plan: EnforcementPlan) -> set[str]:
+        """Alert ids already in the ledger for the plan's instances."""
+        statuses = [a.status for a in plan.actions] + [r.status for r in plan.refusals]
+        if not statuses:
+            return set()
+        since = min(s.window.start for s in statuses)
+        ids: set[str] = set()
+        for account in sorted({s.account for s in statuses}):
+            ids.update(e.id for e in self.store.ledger(account, since) if e.kind == "enforcement")
+        return ids
+
+    def _report(self, res: EnforcementResult, now: datetime) -> None:
+        fields: dict[str, Any] = {
+            "account": res.account,
+            "budget": res.budget,
+            "pod_id": res.pod_id,
+            "reason": res.reason,
+            "instance": res.instance_key,
+            "dry_run": res.dry_run,
+        }
+        if res.error:
+            fields["error"] = res.error
+        if res.attempt:
+            fields["attempt"] = res.attempt
+        event = _LOG_EVENT[res.action]
+        if res.repeat or not res.alertable:
+            log.debug(event, repeat=res.repeat, **fields)
+            return
+        if res.action == "failed" or (
+            res.action == "refused" and res.reason in _WARN_REASONS
+        ):
+            log.warning(event, **fields)
+        else:
+            log.info(event, **fields)
+        if res.action in ("refused", "would_stop"):
+            record_audit = getattr(self.store, "record_audit", None)
+            if callable(record_audit):
+                record_audit(now, f"enforce.{res.action}", res.audit_detail())
+        if self.on_event is not None:
+            self.on_event(res.action, res.reason)
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def enforcement_alert_payload(res: EnforcementResult, enforce_at: float) -> dict[str, Any]:
+    """The contract's common keys (id, kind, account, budget, group, window,
+    spend_usd, limit_usd, percent, fired_at; ``threshold_percent`` is the enforce
+    level) plus ``action``, ``reason``, ``pod_id``, ``pod_name``, ``dry_run`` and
+    render's ``enforcement`` block {at_percent, dry_run, pods: [one pod]}."""
+    detail = res.error or (_reason_text(res.reason) if res.action == "refused" else "")
+    pods = []
+    if res.pod_id is not None:
+        pods.append(
+            render.PodAction(
+                pod_id=res.pod_id, result=res.action, pod_name=res.pod_name, detail=detail
+            )
+        )
+    p = render.enforcement_payload(
+        res.status, enforce_at=enforce_at, dry_run=res.dry_run, actions=pods, fired_at=res.at
+    )
+    p["id"] = res.alert_id
+    p["action"] = res.action
+    p["reason"] = res.reason
+    p["pod_id"] = res.pod_id
+    p["pod_name"] = res.pod_name
+    p["dry_run"] = res.dry_run
+    if res.pod_id is None:
+        p["enforcement"]["detail"] = detail
+    return p
+
+
+def enforcement_alerts(
+    results: Sequence[EnforcementResult], config: Config, now: datetime
+) -> list[Alert]:
+    """``kind: enforcement`` alerts to the budget's notifiers (``effective_notify``).
+
+    Skipped: repeats (announced in an earlier cycle) and quiet refusals. A
+    budget without notifiers still gets its alerts (with no notifiers) so the
+    ledger remembers them. ``now`` is unused (each result carries its time) and
+    kept for symmetry with the other alert builders."""
+    del now
+    budgets = {b.name: b for b in config.budgets}
+    out: list[Alert] = []
+    seen: set[str] = set()
+    for res in results:
+        if res.repeat or not res.alertable or res.alert_id in seen:
+            continue
+        b = budgets.get(res.budget)
+        if b is None or b.enforce is None:
+            continue
+        seen.add(res.alert_id)
+        out.append(
+            Alert(
+                id=res.alert_id,
+                kind="enforcement",
+                notifiers=tuple(config.effective_notify(b)),
+                payload=enforcement_alert_payload(res, b.enforce.at),
+            )
+        )
+    return out
+
+
+def describe_results(results: Sequence[EnforcementResult]) -> list[str]:
+    """Lines for ``check`` output: every result except the quiet ones
+    (``not_running`` after a stop, ``intent_exists``)."""
+    return [r.describe() for r in results if r.alertable]
+
+
+def audit_line(row: dict[str, Any]) -> str:
+    """One readable line for a ``Store.audit()`` row (``status``)."""
+    at = row.get("at")
+    when = iso_z(at) if isinstance(at, datetime) else str(at or "")
+    d = row.get("detail") or {}
+    who = f"{d.get('account', '?')}/{d.get('budget', '?')}"
+    if row.get("event") == "stop":
+        result = row.get("result") or "intent only (result unknown)"
+        pod = row.get("pod_id")
+        extra = f": {d['error']}" if d.get("error") else ""
+        return f"{when} stop pod {pod} [{who}] {result}{extra}"
+    event = str(row.get("event", "")).removeprefix("enforce.")
+    pod = d.get("pod_id") or "-"
+    reason = d.get("reason") or ""
+    pct = fmt_num(d.get("percent")) if isinstance(d.get("percent"), int | float) else "?"
+    return f"{when} {event} pod {pod} [{who} at {pct}%] {reason}".rstrip()
