@@ -1,0 +1,96 @@
+"""Test helpers around the RunPod simulator (real HTTP on 127.0.0.1).
+
+Use the context manager anywhere::
+
+    with running_simulator() as sim:          # FakeClock pinned at PINNED_NOW
+        client = fast_client(sim)
+        sim.clock.advance(timedelta(minutes=5))
+
+or import the fixture into a test module (pytest finds it by name)::
+
+    from tests.support.simulator import simulator  # noqa: F401
+
+    def test_x(simulator): ...                 # simulator.clock is the FakeClock
+
+``SMALL_SCENARIO`` at ``PINNED_NOW`` (2026-11-24T14:05:12Z):
+
+=================  ========================  ====  ======  ===========================
+pod id             GPU type                  GPUs  $/h     running
+=================  ========================  ====  ======  ===========================
+pod-a100-train     NVIDIA A100 80GB PCIe     1     1.64    since 2026-11-24T08:00Z
+pod-h100-runaway   NVIDIA H100 80GB HBM3     2     5.98    since 2026-11-23T22:30Z
+pod-a4500-nb       NVIDIA  RTX A4500 (2 sp)  1     0.25    2026-11-20T10:00Z-11-22T10:00Z
+=================  ========================  ====  ======  ===========================
+
+plus network volume ``vol-data`` at $0.05/h since 2026-11-01T00:00Z.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.adapters.runpod import RunPodClient
+from daemon.simulator import FakeClock, Scenario, Simulator
+
+PINNED_NOW = datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC)
+TEST_KEY = "test-key"
+
+SMALL_SCENARIO: dict[str, Any] = {
+    "pods": [
+        {"id": "pod-a100-train", "name": "train-llama", "gpu_type": "NVIDIA A100 80GB PCIe",
+         "gpu_count": 1, "cost_per_hr": 1.64, "running": [["2026-11-24T08:00:00Z", None]]},
+        {"id": "pod-h100-runaway", "name": "train-sweep", "gpu_type": "NVIDIA H100 80GB HBM3",
+         "gpu_count": 2, "cost_per_hr": 5.98, "running": [["2026-11-23T22:30:00Z", None]]},
+        {"id": "pod-a4500-nb", "name": "notebook", "gpu_type": "NVIDIA  RTX A4500",
+         "gpu_count": 1, "cost_per_hr": 0.25,
+         "running": [["2026-11-20T10:00:00Z", "2026-11-22T10:00:00Z"]]},
+    ],
+    "volumes": [
+        {"id": "vol-data", "name": "data", "size_gb": 200, "cost_per_hr": 0.05,
+         "since": "2026-11-01T00:00:00Z"},
+    ],
+}
+
+
+@contextmanager
+def running_simulator(
+    scenario: Scenario | str | Path | dict[str, Any] | None = None,
+    clock: Any = None,
+    api_key: str = TEST_KEY,
+) -> Iterator[Simulator]:
+    """A started Simulator (``.base_url`` set); stopped on exit.
+
+    ``scenario`` defaults to ``SMALL_SCENARIO``; ``clock`` to a FakeClock pinned
+    at ``PINNED_NOW`` (pass ``datetime.now`` style callables for real time).
+    """
+    sim = Simulator(
+        SMALL_SCENARIO if scenario is None else scenario,
+        api_key=api_key,
+        clock=FakeClock(PINNED_NOW) if clock is None else clock,
+    )
+    with sim:
+        yield sim
+
+
+def fast_client(sim: Simulator, *, api_key: str | None = None, **kwargs: Any) -> RunPodClient:
+    """A RunPodClient for ``sim`` whose retries wait milliseconds, not seconds.
+
+    ``kwargs`` override the constructor options (``timeout``, ``deadline``, ...).
+    """
+    opts: dict[str, Any] = {"timeout": 2.0, "deadline": 5.0, "wait_initial": 0.01,
+                            "wait_max": 0.05, "wait_jitter": 0.01, "retry_after_cap": 2.0}
+    opts.update(kwargs)
+    return RunPodClient(sim.api_key if api_key is None else api_key, sim.base_url, **opts)
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """SMALL_SCENARIO served on loopback; ``simulator.clock`` is a FakeClock at PINNED_NOW."""
+    with running_simulator() as sim:
+        yield sim
