@@ -17,9 +17,10 @@ from rich.table import Table
 
 from daemon.app.runtime import Runtime, build_runtime
 from daemon.core import render
-from daemon.core.model import InstanceStatus, fmt_num, iso_z
+from daemon.core.model import InstanceStatus, iso_z
 from daemon.core.ports import DeliveryError, LedgerEntry
 from daemon.pipeline.cycle import CycleResult, run_cycle
+from daemon.pipeline.enforcer import audit_line
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -43,7 +44,10 @@ def print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
     if not result.alerts:
         print("no new alerts", file=out)
     for a in result.alerts:
-        print(f"{verb} to {', '.join(a.notifiers) or 'nobody'}: {render.console_text(a.payload)}", file=out)
+        print(
+            f"{verb} to {', '.join(a.notifiers) or 'nobody'}: {render.console_text(a.payload)}",
+            file=out,
+        )
     for line in result.enforcement_log:
         print(line, file=out)
     for alert_id, notifier, error, permanent in result.delivery.failed:
@@ -78,11 +82,26 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
         )
         last = _last_alerts(rt, statuses)
         table = Table(title="runpod-budget status", title_justify="left")
-        for col in ("account", "budget", "group", "window", "spend", "limit", "%", "forecast", "last alert"):
-            table.add_column(col, justify="right" if col in ("spend", "limit", "%", "forecast") else "left")
+        for col in (
+            "account",
+            "budget",
+            "group",
+            "window",
+            "spend",
+            "limit",
+            "%",
+            "forecast",
+            "last alert",
+        ):
+            table.add_column(
+                col, justify="right" if col in ("spend", "limit", "%", "forecast") else "left"
+            )
         for s in statuses:
             e = last.get(s.instance_key)
-            last_txt = "-" if e is None else f"{e.kind} {fmt_num(float(e.threshold)) + '%' if e.threshold else ''} {iso_z(e.created_at)}"
+            last_txt = "-"
+            if e is not None:
+                level = f" {e.threshold}%" if e.threshold else ""
+                last_txt = f"{e.kind}{level} at {iso_z(e.created_at)}"
             table.add_row(
                 s.account,
                 s.budget,
@@ -92,7 +111,7 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
                 f"${s.limit:,.2f}",
                 f"{s.percent:.1f}",
                 "-" if s.forecast is None else f"${s.forecast:,.2f}",
-                last_txt.strip(),
+                last_txt,
             )
         console.print(table)
         for acc, budget, reason in result.evaluation.skipped:
@@ -103,8 +122,14 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
             for col in ("notifier", "pending", "delivered", "failed", "last error"):
                 nt.add_column(col)
             for d in states:
-                err = "-" if d.last_error is None else f"{d.last_error} ({iso_z(d.last_error_at) if d.last_error_at else ''})"
-                nt.add_row(d.notifier, str(d.pending), str(d.delivered), str(d.failed_permanent), err)
+                err = (
+                    "-"
+                    if d.last_error is None
+                    else f"{d.last_error} ({iso_z(d.last_error_at) if d.last_error_at else ''})"
+                )
+                nt.add_row(
+                    d.notifier, str(d.pending), str(d.delivered), str(d.failed_permanent), err
+                )
             console.print(nt)
         audit = rt.store.audit(10)
         if audit or result.enforcement_log:
@@ -112,15 +137,17 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
             for line in result.enforcement_log:
                 console.print(f"  now: {line}")
             for row in audit:
-                console.print("  " + " ".join(f"{k}={v}" for k, v in row.items() if v not in (None, "", {})))
-        for acc, err in result.fetch_errors.items():
-            console.print(f"billing API unusable for account {acc}: {err}")
+                console.print("  " + audit_line(row))
+        for acc, api_err in result.fetch_errors.items():
+            console.print(f"billing API unusable for account {acc}: {api_err}")
     finally:
         rt.close()
     return EXIT_OK if result.billing_ok else EXIT_FAIL
 
 
-def test_notify(path: Path, env: Mapping[str, str], name: str | None, *, out: TextIO | None = None) -> int:
+def test_notify(
+    path: Path, env: Mapping[str, str], name: str | None, *, out: TextIO | None = None
+) -> int:
     """Send a test message to every notifier (or ``name``), directly, not via
     the outbox: the point is to see now whether each one works."""
     out = out or sys.stdout

@@ -19,8 +19,8 @@ from daemon.adapters.runpod import RunPodClient
 from daemon.adapters.store import open_store
 from daemon.app import logging as applog
 from daemon.app.metrics import Metrics
-from daemon.config.loader import api_key_for, load_config, state_url
-from daemon.config.models import Config
+from daemon.config.loader import api_key_for, load_config, resolve_secret, state_url
+from daemon.config.models import Config, WebhookNotifier
 from daemon.core.ports import Notifier, RunPodApi, Store
 from daemon.pipeline.cycle import Deps
 
@@ -35,17 +35,16 @@ def config_secrets(config: Config, env: Mapping[str, str]) -> list[str]:
     """Every secret value the config resolves to, for the log redactor."""
     out: list[str] = []
     for acc in config.accounts:
-        try:
-            out.append(api_key_for(acc, env))
-        except Exception:  # noqa: BLE001 - a missing key is reported by the loader
-            pass
+        key = resolve_secret(acc.api_key_env, env)
+        if key:
+            out.append(key)
     for n in config.notifiers.values():
         for attr in ("webhook_url", "token", "url", "secret"):
             v = getattr(n, attr, None)
             if v is not None:
                 out.append(v.get_secret_value())
-        for s in getattr(n, "secrets", []) or []:
-            out.append(s.get_secret_value())
+        if isinstance(n, WebhookNotifier):
+            out += [s.get_secret_value() for s in n.signing_secrets()]
     if config.state is not None:
         out.append(config.state.get_secret_value())
     return [s for s in out if s and len(s) >= 4]

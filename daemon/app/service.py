@@ -88,17 +88,20 @@ class Service:
             except StoreError as e:
                 self._cycle_failed(f"state: {e}")
                 return
-            except Exception as e:  # noqa: BLE001 - a bug in one cycle must not kill the daemon
+            except Exception as e:
                 log.exception("job.failed", job="poll")
                 self.metrics.job_error("poll")
                 self._cycle_failed(f"{type(e).__name__}")
                 return
         now = self.clock()
         self.cycles += 1
+        # The watchdog guards the daemon, not RunPod: a tick that completed (even
+        # one that found the API down and said so) pings it; a crashed or hung
+        # tick does not. RunPod's state is /readyz's and the health notices' job.
+        systemd.watchdog()
         if result.billing_ok:
             self.health.record(now, ok=True, error=None)
             self.metrics.poll(ok=True, at=now.timestamp())
-            systemd.watchdog()
             text = (
                 f"ok at {now:%H:%M:%S}Z: {len(result.evaluation.statuses)} budget instances, "
                 f"{len(result.alerts)} new alerts, {len(result.delivery.failed)} delivery failures"
@@ -137,7 +140,7 @@ class Service:
             rt = self.rt
             try:
                 deliver_due(rt.store, rt.notifiers, rt.clock, observer=self.metrics)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("job.failed", job="outbox")
                 self.metrics.job_error("outbox")
 
@@ -146,7 +149,7 @@ class Service:
             rt = self.rt
             try:
                 send_digest(rt.deps())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("job.failed", job="digest")
                 self.metrics.job_error("digest")
 
@@ -197,7 +200,9 @@ class Service:
         if http_cfg.enabled:
             self.http = HealthServer(self.metrics, lambda: self.health, listen=http_cfg.listen)
             self.http.start()
-            log.info("http.listening", listen=f"{http_cfg.listen.rpartition(':')[0]}:{self.http.port}")
+            log.info(
+                "http.listening", listen=f"{http_cfg.listen.rpartition(':')[0]}:{self.http.port}"
+            )
         self._schedule()
         self.scheduler.start()
         log.info(
@@ -214,8 +219,12 @@ class Service:
         try:
             new_cfg = load_config(self.config_path, self.env)
             new_rt = build_runtime(
-                self.config_path, self.env, console=self.console, metrics=self.metrics,
-                clock=self.clock, config=new_cfg,
+                self.config_path,
+                self.env,
+                console=self.console,
+                metrics=self.metrics,
+                clock=self.clock,
+                config=new_cfg,
             )
         except ConfigError as e:
             log.error(

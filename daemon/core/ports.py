@@ -177,6 +177,10 @@ class Store(Protocol):
 
     def points(self, series: SeriesKey, start: datetime, end: datetime) -> list[SpendPoint]: ...
 
+    def prune_points(self, before: datetime) -> int:
+        """Delete points older than ``before``; returns how many."""
+        ...
+
     # ledger + outbox
     def ledger(self, account: str, since: datetime) -> list[LedgerEntry]:
         """Every decided alert created at or after ``since`` (for dedupe)."""
@@ -207,13 +211,25 @@ class Store(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
     # enforcement
-    def record_intent(self, instance_id: str, pod_id: str, now: datetime, detail: dict[str, Any]) -> bool:
+    def record_intent(
+        self, instance_id: str, pod_id: str, now: datetime, detail: dict[str, Any]
+    ) -> bool:
         """Write the intent to stop ``pod_id`` for ``instance_id`` before the call.
         Returns False if an intent for (instance_id, pod_id) exists already
         (never stop twice, even after a crash between intent and result)."""
         ...
 
-    def record_result(self, instance_id: str, pod_id: str, now: datetime, result: str, detail: dict[str, Any]) -> None: ...
+    def record_result(
+        self, instance_id: str, pod_id: str, now: datetime, result: str, detail: dict[str, Any]
+    ) -> None: ...
+
+    def record_audit(self, now: datetime, event: str, detail: dict[str, Any]) -> None:
+        """Append an enforcement event (a refusal, a dry run) to the audit."""
+        ...
+
+    def enforcement_row(self, instance_id: str, pod_id: str) -> dict[str, Any] | None:
+        """The intent/result row of (instance_id, pod_id), or None."""
+        ...
 
     def audit(self, limit: int = 50) -> list[dict[str, Any]]: ...
 

@@ -19,7 +19,8 @@ from daemon.core.enforce import EnforcementPlan, plan_enforcement
 from daemon.core.evaluate import Evaluation, evaluate
 from daemon.core.model import Alert, Finding, Pod, SeriesKey, SpendPoint, iso_z
 from daemon.core.ports import ApiError, Notifier, RunPodApi, Store
-from daemon.pipeline.enforcer import Enforcer
+from daemon.core.windows import window_at
+from daemon.pipeline.enforcer import Enforcer, describe_results
 from daemon.pipeline.observer import NullObserver, Observer
 from daemon.pipeline.outbox import DeliveryReport, deliver_due
 
@@ -82,11 +83,14 @@ def needed_series(config: Config, now: datetime) -> dict[SeriesKey, datetime]:
     accounts = [a.name for a in config.accounts]
     needed = dict(plan.needed_start(config, accounts, now))
     if config.digest is not None:
-        month_start = plan.month_start(now, config.zone)
+        # week to date can start in the previous month
+        start = min(
+            window_at("week", now, config.zone).start, window_at("month", now, config.zone).start
+        )
         for acc in accounts:
             for grouping in ("gpuTypeId", "podId"):
                 key = SeriesKey(acc, grouping)
-                needed[key] = min(needed.get(key, month_start), month_start)
+                needed[key] = min(needed.get(key, start), start)
     return needed
 
 
@@ -209,7 +213,7 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
     else:
         results = enforcer.execute(eplan, config, now)
         alerts += enforcer.alerts(results, config, now)
-        elog = [r.describe() for r in results]
+        elog = describe_results(results)
 
     health_alerts = health_notices(config, store, errors, now, dry_run=dry_run)
     alerts += health_alerts
@@ -218,11 +222,18 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
     if not dry_run:
         inserted = set(store.enqueue(alerts, now))
         alerts = [a for a in alerts if a.id in inserted]
+    for a in alerts:
+        log.info(
+            "alert.decided",
+            alert_id=a.id,
+            kind=a.kind,
+            notifiers=list(a.notifiers),
+            dry_run=dry_run,
+        )
+    if not dry_run:
         delivery = deliver_due(store, deps.notifiers, deps.clock, observer=deps.observer)
         store.prune_points(now - KEEP_POINTS)
     deps.observer.replace_instances(evaluation.statuses)
-    for a in alerts:
-        log.info("alert.decided", alert_id=a.id, kind=a.kind, notifiers=list(a.notifiers), dry_run=dry_run)
     return CycleResult(now, errors, evaluation, alerts, eplan, elog, delivery, n_requests)
 
 

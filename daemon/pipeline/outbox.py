@@ -27,12 +27,14 @@ BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
 
 
-def backoff(attempts: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> timedelta:
+def backoff(
+    attempts: int, retry_after: float | None, rand: Callable[[], float] = random.random
+) -> timedelta:
     """Delay before attempt ``attempts + 1``: 15 s doubling to 1 h, with ±20 %
     jitter so replicas and notifiers do not retry in step; ``retry_after``
     (from a 429) is a floor."""
-    base = min(BACKOFF_BASE * (2 ** min(attempts, 16)), BACKOFF_MAX)
-    delay = base * (0.8 + 0.4 * rand())
+    base: timedelta = min(BACKOFF_BASE * (2 ** min(attempts, 16)), BACKOFF_MAX)
+    delay: timedelta = base * (0.8 + 0.4 * rand())
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
     return delay
@@ -71,7 +73,9 @@ def deliver_due(
             msg = f"notifier {item.notifier!r} is no longer configured"
             store.mark_failed(item.seq, clock(), msg, permanent=True, next_attempt_at=clock())
             report.failed.append((item.alert.id, item.notifier, msg, True))
-            log.warning("notify.dropped", notifier=item.notifier, alert_id=item.alert.id, reason=msg)
+            log.warning(
+                "notify.dropped", notifier=item.notifier, alert_id=item.alert.id, reason=msg
+            )
             continue
         try:
             notifier.send(item.alert)
@@ -102,6 +106,8 @@ def deliver_due(
         store.mark_delivered(item.seq, clock())
         report.delivered.append((item.alert.id, item.notifier))
         obs.notification(item.notifier, item.alert.kind, ok=True, permanent=False)
-        log.info("notify.delivered", notifier=item.notifier, alert_id=item.alert.id, kind=item.alert.kind)
+        log.info(
+            "notify.delivered", notifier=item.notifier, alert_id=item.alert.id, kind=item.alert.kind
+        )
     obs.set_pending({s.notifier: s.pending for s in store.delivery_states()})
     return report

@@ -276,11 +276,6 @@ def test_docker_sample_config_is_valid_and_listens_on_all_interfaces() -> None:
     assert cfg.http.listen == f"0.0.0.0:{PORT}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config loader substitutes ${VAR} from the environment only, not from "
-    "VAR_FILE or $CREDENTIALS_DIRECTORY/VAR (compose *_FILE / systemd LoadCredential)",
-)
 def test_config_secrets_resolve_from_files(tmp_path: Path) -> None:
     (tmp_path / "slack").write_text(FAKE_ENV["SLACK_WEBHOOK_URL"] + "\n")
     env = {"RUNPOD_API_KEY": "rpa_test", "SLACK_WEBHOOK_URL_FILE": str(tmp_path / "slack")}
