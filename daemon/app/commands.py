@@ -63,6 +63,8 @@ def _last_alerts(rt: Runtime, statuses: list[InstanceStatus]) -> dict[str, Ledge
     last: dict[str, LedgerEntry] = {}
     for acc in rt.config.accounts:
         for e in rt.store.ledger(acc.name, since):
+            if e.kind not in ("threshold", "forecast"):
+                continue  # enforcement and health rows have columns of their own
             key = f"{e.account}:{e.budget}:{e.group_key}:{iso_z(e.window_start)}"
             if key not in last or e.created_at > last[key].created_at:
                 last[key] = e

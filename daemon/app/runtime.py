@@ -7,12 +7,17 @@ redactor before anything can log it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+
+import structlog
+from pydantic import SecretStr
 
 from daemon.adapters.notifiers import build_notifiers
 from daemon.adapters.runpod import RunPodClient
@@ -23,8 +28,11 @@ from daemon.config.loader import api_key_for, load_config, resolve_secret, state
 from daemon.config.models import Config, WebhookNotifier
 from daemon.core.ports import Notifier, RunPodApi, Store
 from daemon.pipeline.cycle import Deps
+from daemon.pipeline.outbox import disabled_key
 
 DEFAULT_BASE_URL = "https://rest.runpod.io/v1"
+
+log = structlog.get_logger("daemon.runtime")
 
 
 def utcnow() -> datetime:
@@ -48,6 +56,37 @@ def config_secrets(config: Config, env: Mapping[str, str]) -> list[str]:
     if config.state is not None:
         out.append(config.state.get_secret_value())
     return [s for s in out if s and len(s) >= 4]
+
+
+def notifier_fingerprint(config: Config, name: str) -> str:
+    """A digest of one notifier's settings, secrets included, so a disabled
+    notifier comes back exactly when its config is edited."""
+    n = config.notifiers[name]
+    fields = {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in n}
+    if isinstance(n, WebhookNotifier):
+        fields["secrets"] = [s.get_secret_value() for s in n.secrets]
+    blob = json.dumps(fields, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def restore_disabled(config: Config, store: Store) -> dict[str, str]:
+    """Notifiers that disabled themselves (410 Gone) under their current
+    config. A changed config clears the mark."""
+    out: dict[str, str] = {}
+    for name in config.notifiers:
+        fp_key = f"notifier:{name}:fingerprint"
+        fp = notifier_fingerprint(config, name)
+        reason = store.get_meta(disabled_key(name))
+        if store.get_meta(fp_key) != fp:
+            store.set_meta(fp_key, fp)
+            if reason:
+                store.set_meta(disabled_key(name), "")
+                log.info("notifier.reenabled", notifier=name, reason="config changed")
+            continue
+        if reason:
+            out[name] = reason
+            log.warning("notifier.disabled", notifier=name, reason=reason)
+    return out
 
 
 @dataclass
@@ -108,7 +147,8 @@ def build_runtime(
     store = open_store(state_url(config, env))
     try:
         apis = build_clients(config, env, metrics)
-        notifiers = build_notifiers(config, console_stream=console)
+        disabled = restore_disabled(config, store)
+        notifiers = build_notifiers(config, console_stream=console, disabled=disabled)
     except Exception:
         store.close()
         raise

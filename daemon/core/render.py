@@ -421,8 +421,18 @@ def headline(payload: Payload) -> str:
         )
     if kind == "enforcement":
         enf = payload.get("enforcement") or {}
-        mode = "dry run: would stop" if enf.get("dry_run") else "stopping"
-        return f"{emoji} Budget {budget} at {pct(payload.get('percent'))}: {mode} pods"
+        # the enforcer adds "action"; older payloads only say dry_run
+        action = payload.get("action") or ("would_stop" if enf.get("dry_run") else "stopped")
+        what = {
+            "would_stop": "dry run: would stop",
+            "stopped": "stopped",
+            "failed": "could not stop",
+            "refused": "refused to stop",
+        }.get(str(action), str(action))
+        pod = payload.get("pod_name") or payload.get("pod_id")
+        target = f"pod {pod}" if pod else "pods"
+        reason = f" ({payload['reason']})" if action == "refused" and payload.get("reason") else ""
+        return f"{emoji} Budget {budget} at {pct(payload.get('percent'))}: {what} {target}{reason}"
     if kind == "test":
         return f"{emoji} TEST message from runpod-budget (notifier {payload.get('notifier', '?')})"
     if kind == "health":

@@ -222,8 +222,9 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
     if not dry_run:
         inserted = set(store.enqueue(alerts, now))
         alerts = [a for a in alerts if a.id in inserted]
+    decided = log.debug if dry_run else log.info  # a dry run prints them on stdout
     for a in alerts:
-        log.info(
+        decided(
             "alert.decided",
             alert_id=a.id,
             kind=a.kind,
@@ -245,9 +246,6 @@ class _AccountRouter:
 
     def __init__(self, apis: Mapping[str, RunPodApi]) -> None:
         self.apis = apis
-
-    def billing_pods(self, **kw: object) -> list[object]:  # pragma: no cover - not used
-        raise NotImplementedError
 
     def list_pods(self) -> list[Pod]:
         out: list[Pod] = []

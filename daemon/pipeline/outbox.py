@@ -27,6 +27,11 @@ BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
 
 
+def disabled_key(notifier: str) -> str:
+    """Meta key holding why a notifier disabled itself (empty: enabled)."""
+    return f"notifier:{notifier}:disabled"
+
+
 def backoff(
     attempts: int, retry_after: float | None, rand: Callable[[], float] = random.random
 ) -> timedelta:
@@ -86,6 +91,10 @@ def deliver_due(
             report.failed.append((item.alert.id, item.notifier, str(e), e.permanent))
             obs.notification(item.notifier, item.alert.kind, ok=False, permanent=e.permanent)
             blocked.add(item.notifier)
+            reason = getattr(notifier, "disabled_reason", None)
+            if e.permanent and reason:
+                # e.g. a webhook's 410 Gone: remembered until its config changes
+                store.set_meta(disabled_key(item.notifier), reason)
             if e.permanent:
                 log.error(
                     "notify.failed_permanently",
