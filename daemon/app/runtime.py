@@ -25,7 +25,7 @@ from daemon.adapters.store import open_store
 from daemon.app import logging as applog
 from daemon.app.metrics import Metrics
 from daemon.config.loader import api_key_for, load_config, resolve_secret, state_url
-from daemon.config.models import Config, WebhookNotifier
+from daemon.config.models import Config, WebhookNotifier, parse_duration
 from daemon.core.ports import Notifier, RunPodApi, Store
 from daemon.pipeline.cycle import Deps
 from daemon.pipeline.outbox import disabled_key
@@ -113,16 +113,18 @@ class Runtime:
         self.store.close()
 
 
-def build_clients(
-    config: Config, env: Mapping[str, str], metrics: Metrics, *, timeout: float = 10.0
-) -> dict[str, RunPodApi]:
+def build_clients(config: Config, env: Mapping[str, str], metrics: Metrics) -> dict[str, RunPodApi]:
     base = env.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URL
     clients: dict[str, RunPodApi] = {}
     for acc in config.accounts:
         key = api_key_for(acc, env)
         applog.register_secret(key)
         clients[acc.name] = RunPodClient(
-            key, base, timeout=timeout, on_request=metrics.on_api_request
+            key,
+            base,
+            timeout=parse_duration(config.api.timeout).total_seconds(),
+            deadline=parse_duration(config.api.deadline).total_seconds(),
+            on_request=metrics.on_api_request,
         )
     return clients
 

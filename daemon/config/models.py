@@ -47,7 +47,7 @@ REFERENCE_ERROR_TYPE = "config_reference"
 
 
 def parse_duration(text: str) -> timedelta:
-    """"5m" -> 5 minutes. Units: s, m, h, d, w. Raises ValueError otherwise."""
+    """ "5m" -> 5 minutes. Units: s, m, h, d, w. Raises ValueError otherwise."""
     m = _DURATION.match(str(text))
     if not m:
         raise ValueError(f"{text!r} is not a duration like 30s, 5m, 6h, 7d")
@@ -74,9 +74,7 @@ def _check_name(v: str, what: str) -> str:
     return v
 
 
-def _fail(
-    title: str, errors: Sequence[tuple[Loc, str]], kind: str = CONFIG_ERROR_TYPE
-) -> None:
+def _fail(title: str, errors: Sequence[tuple[Loc, str]], kind: str = CONFIG_ERROR_TYPE) -> None:
     """Raise one ValidationError carrying several (location, message) pairs,
     relative to the model being validated (pydantic prefixes the outer loc)."""
     if not errors:
@@ -417,6 +415,28 @@ class Enforcement(Strict):
     )
 
 
+class Api(Strict):
+    """How long RunPod API calls may take. ``timeout`` bounds one HTTP attempt;
+    ``deadline`` bounds a call with all its retries (429, 5xx, timeouts), so a
+    hung or failing API cannot hold a poll cycle for longer than that."""
+
+    timeout: str = Field(default="10s", description="One HTTP attempt at most.")
+    deadline: str = Field(default="60s", description="One call with its retries at most.")
+
+    @field_validator("timeout", "deadline")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> Api:
+        if parse_duration(self.deadline) < parse_duration(self.timeout):
+            raise ValueError("deadline must not be shorter than timeout")
+        return self
+
+
 class Config(Strict):
     """runpod-budget configuration (version 1)."""
 
@@ -440,9 +460,8 @@ class Config(Strict):
     digest: Digest | None = Field(default=None, description="Periodic summary.")
     health: Health = Field(default_factory=Health, description="Billing API health alerts.")
     http: Http = Field(default_factory=Http, description="Health and metrics endpoint.")
-    enforcement: Enforcement = Field(
-        default_factory=Enforcement, description="Enforcement limits."
-    )
+    enforcement: Enforcement = Field(default_factory=Enforcement, description="Enforcement limits.")
+    api: Api = Field(default_factory=Api, description="RunPod API timeouts.")
 
     @field_validator("timezone")
     @classmethod
