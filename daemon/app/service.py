@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +82,7 @@ class Service:
     # ------------------------------------------------------------------ jobs
 
     def poll(self) -> None:
+        started = time.monotonic()
         with self.lock:
             rt = self.rt
             try:
@@ -93,6 +95,7 @@ class Service:
                 self.metrics.job_error("poll")
                 self._cycle_failed(f"{type(e).__name__}")
                 return
+        self.metrics.observe_cycle(time.monotonic() - started)
         now = self.clock()
         self.cycles += 1
         # The watchdog guards the daemon, not RunPod: a tick that completed (even
@@ -203,6 +206,7 @@ class Service:
             log.info(
                 "http.listening", listen=f"{http_cfg.listen.rpartition(':')[0]}:{self.http.port}"
             )
+        self.metrics.init_notifiers(self.rt.notifiers)
         self._schedule()
         self.scheduler.start()
         log.info(
@@ -244,6 +248,7 @@ class Service:
             old, self.rt = self.rt, new_rt
             self.health.poll_interval_seconds = new_cfg.poll.total_seconds()
         old.close()
+        self.metrics.init_notifiers(new_rt.notifiers)
         self._schedule()
         self.metrics.config_reload(ok=True)
         log.info("config.reloaded", budgets=len(new_cfg.budgets))
