@@ -364,7 +364,9 @@ class Digest(Strict):
     notify: list[str] | None = Field(
         default=None, description="Notifier names (default: defaults.notify)."
     )
-    top: int = Field(default=5, ge=1, le=50, description="How many budgets to list.")
+    top: int = Field(
+        default=5, ge=1, le=50, description="How many pods and GPU types the digest lists."
+    )
 
     @field_validator("cron")
     @classmethod

@@ -69,7 +69,6 @@ log = structlog.get_logger("daemon.enforcer")
 Action = Literal["stopped", "would_stop", "refused", "failed"]
 
 MAX_ATTEMPTS = 3
-AUDIT_SCAN = 5000  # rows of Store.audit() searched for an earlier intent
 
 # Refusals that are the normal state of affairs after a stop: not alerted.
 QUIET_REASONS = frozenset({"not_running", "intent_exists"})
@@ -316,23 +315,9 @@ class Enforcer:
         }
 
     def _prior(self, instance_id: str, pod_id: str) -> dict[str, Any] | None:
-        """The stored intent/result row of (instance_id, pod_id), if any.
-
-        Uses the store's ``enforcement_row`` when it has one, else searches the
-        newest ``AUDIT_SCAN`` rows of ``Store.audit()`` (intents of the current
-        window are recent)."""
-        lookup = getattr(self.store, "enforcement_row", None)
-        if callable(lookup):
-            row = lookup(instance_id, pod_id)
-            return None if row is None else dict(row)
-        for row in self.store.audit(AUDIT_SCAN):
-            if (
-                row.get("event") == "stop"
-                and row.get("instance_id") == instance_id
-                and row.get("pod_id") == pod_id
-            ):
-                return row
-        return None
+        """The stored intent/result row of (instance_id, pod_id), if any."""
+        row = self.store.enforcement_row(instance_id, pod_id)
+        return None if row is None else dict(row)
 
     def _announced(self, plan: EnforcementPlan) -> set[str]:
         """Alert ids already in the ledger for the plan's instances."""
@@ -369,9 +354,7 @@ class Enforcer:
         else:
             log.info(event, **fields)
         if res.action in ("refused", "would_stop"):
-            record_audit = getattr(self.store, "record_audit", None)
-            if callable(record_audit):
-                record_audit(now, f"enforce.{res.action}", res.audit_detail())
+            self.store.record_audit(now, f"enforce.{res.action}", res.audit_detail())
         if self.on_event is not None:
             self.on_event(res.action, res.reason)
 
