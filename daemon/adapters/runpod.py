@@ -45,7 +45,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -62,6 +61,7 @@ from daemon.core.model import (
     PodStatus,
 )
 from daemon.core.ports import ApiError
+from daemon.core.retry_after import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://rest.runpod.io/v1"
 _MIN_ATTEMPT = 0.1  # seconds an attempt gets at least, or it is not worth starting
@@ -259,24 +259,6 @@ class _Attempt(Exception):
         return ApiError(
             f"{self}{suffix}", permanent=self.permanent, status=self.status, reason=self.reason
         )
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        secs = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        secs = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, secs) if math.isfinite(secs) else None
 
 
 class _Secret:
@@ -624,7 +606,7 @@ def _check_status(
         raise _Attempt(f"{what}: HTTP 404, not found{detail}",
                        reason="not_found", status=status, retry=False, permanent=True)
     if status == 429:
-        after = parse_retry_after(response.headers.get("Retry-After"))
+        after = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
         raise _Attempt(f"{what}: HTTP 429, rate limited", reason="rate_limited",
                        status=status, retry=True, retry_after=after)
     if status >= 500:

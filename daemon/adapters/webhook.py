@@ -30,12 +30,10 @@ import base64
 import binascii
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 from standardwebhooks import Webhook
@@ -43,6 +41,7 @@ from standardwebhooks import Webhook
 from daemon.config.models import WebhookNotifier
 from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError
+from daemon.core.retry_after import retry_after_seconds as parse_retry_after
 
 OnResult = Callable[[str, Alert, DeliveryError | None], None]
 USER_AGENT = "runpod-budget/0.1 (+webhook)"
@@ -100,26 +99,10 @@ for _name in (
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date.
-    None when absent or unreadable; never negative; capped at a day."""
-    if value is None:
-        return None
-    v = value.strip()
-    if not v:
-        return None
-    try:
-        secs = float(v)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(v)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        secs = (when - (now or datetime.now(UTC))).total_seconds()
-    if math.isnan(secs):
-        return None
-    return min(max(0.0, secs), _MAX_RETRY_AFTER)
+    """``Retry-After`` as seconds from now, capped at a day (see
+    ``daemon.core.retry_after``)."""
+    secs = parse_retry_after(value, now or datetime.now(UTC))
+    return None if secs is None else min(secs, _MAX_RETRY_AFTER)
 
 
 def signing_key(secret: str) -> bytes:
