@@ -227,21 +227,15 @@ class Enforcer:
     # ------------------------------------------------------------------ steps
 
     def _refused(self, r: Refusal, now: datetime) -> EnforcementResult:
-        return EnforcementResult(
-            action="refused",
-            reason=r.reason,
-            account=r.account,
-            budget=r.budget,
-            instance_key=r.instance_key,
-            pod_id=r.pod_id,
-            pod_name=r.pod_name,
-            dry_run=r.dry_run,
-            at=now,
-            status=r.status,
-        )
+        return self._result(r, "refused", now, r.reason)
 
     def _result(
-        self, a: StopAction, action: Action, now: datetime, reason: str = "", **kw: Any
+        self,
+        a: StopAction | Refusal,
+        action: Action,
+        now: datetime,
+        reason: str = "",
+        **kw: Any,
     ) -> EnforcementResult:
         return EnforcementResult(
             action=action,
