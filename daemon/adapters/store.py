@@ -863,6 +863,16 @@ class SqlStore:
                 .values(status="delivered", delivered_at=now, lease_until=None, lease_owner=None)
             )
 
+    def release(self, seq: int) -> None:
+        """Give back a claimed row without an attempt (its notifier failed on an
+        earlier row in this pass): it is due again as soon as the row before it."""
+        with self._tx("releasing an outbox row") as conn:
+            conn.execute(
+                outbox_t.update()
+                .where(outbox_t.c.seq == seq, outbox_t.c.status == "pending")
+                .values(lease_until=None, lease_owner=None)
+            )
+
     def mark_failed(
         self, seq: int, now: datetime, error: str, *, permanent: bool, next_attempt_at: datetime
     ) -> None:

@@ -28,7 +28,7 @@ EXIT_OK, EXIT_FAIL = 0, 1
 def check(path: Path, env: Mapping[str, str], *, dry_run: bool, out: TextIO | None = None) -> int:
     """One cycle. 0 when it ran (alerts or not); 1 when billing was unusable."""
     out = out or sys.stdout
-    rt = build_runtime(path, env)
+    rt = build_runtime(path, env, read_only=dry_run)
     try:
         result = run_cycle(rt.deps(), dry_run=dry_run)
     finally:
@@ -75,7 +75,7 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
     """Print every budget instance; 1 when the billing API is unusable."""
     out = out or sys.stdout
     console = Console(file=out, width=160, soft_wrap=False)
-    rt = build_runtime(path, env)
+    rt = build_runtime(path, env, read_only=True)
     try:
         # A dry cycle: fresh numbers without writing, sending or stopping anything.
         result = run_cycle(rt.deps(), dry_run=True)

@@ -137,16 +137,23 @@ def build_runtime(
     metrics: Metrics | None = None,
     clock: Callable[[], datetime] = utcnow,
     config: Config | None = None,
+    read_only: bool = False,
 ) -> Runtime:
     """Load the config (raises ConfigError), open the store (raises StoreError)
-    and build clients and notifiers."""
+    and build clients and notifiers. ``read_only`` (dry runs, ``status``) does
+    not create a SQLite state file that does not exist yet."""
     env = os.environ if env is None else env
     if config is None:
         config = load_config(config_path, env)
     for s in config_secrets(config, env):
         applog.register_secret(s)
     metrics = metrics or Metrics()
-    store = open_store(state_url(config, env))
+    url = state_url(config, env)
+    if read_only and url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        # a dry run records nothing, not even an empty database: a missing
+        # file means an empty ledger, which an in-memory store is
+        url = "sqlite://"
+    store = open_store(url)
     try:
         apis = build_clients(config, env, metrics)
         disabled = restore_disabled(config, store)

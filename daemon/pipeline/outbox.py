@@ -72,7 +72,10 @@ def deliver_due(
     blocked: set[str] = set()  # notifiers that failed in this pass: keep their order
     for item in store.claim_due(clock(), lease_seconds):
         if item.notifier in blocked:
-            continue  # its lease runs out and it is claimed again, after the earlier row
+            # not attempted: release it so it follows the earlier row as soon as
+            # that one succeeds, instead of waiting out its lease
+            store.release(item.seq)
+            continue
         notifier = notifiers.get(item.notifier)
         if notifier is None:
             msg = f"notifier {item.notifier!r} is no longer configured"

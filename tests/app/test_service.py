@@ -1,0 +1,280 @@
+"""``runpod-budget run`` as a real process: alerts, health endpoints, SIGHUP, SIGTERM.
+
+The daemon runs as a subprocess (``python -m daemon run -c FILE``) against the
+RunPod simulator (in this process, real clock, loopback) and a recording
+webhook receiver. Waits are bounded polls that end as soon as the condition holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.simulator import Simulator
+from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.slow
+
+KEY = "svc-test-key-7f3a9c"
+PAYLOAD_KEYS = {
+    "id", "kind", "account", "budget", "group", "window", "spend_usd", "limit_usd",
+    "percent", "threshold_percent", "forecast_usd", "fired_at",
+}
+
+# Rolling 24h windows: the same numbers whatever the time of day or month.
+# "all-24h": far over $1 at once (the A100 pod ran 6 h at $1.64/h) -> one alert at 100%.
+# "notebook-24h": the notebook pod, $0.75-$1.75 in any 24h -> one alert at 50%.
+ALL_24H = """\
+  - name: all-24h
+    window: 24h
+    limit: 1
+    thresholds: [100]
+"""
+NOTEBOOK_24H = """\
+  - name: notebook-24h
+    window: 24h
+    limit: 1
+    thresholds: [50]
+    match: {pod_id: [demo7notebook02]}
+"""
+
+
+def config_text(hook_url: str, budgets: str, *, poll: str = "1s") -> str:
+    return f"""\
+version: 1
+poll_interval: {poll}
+http:
+  listen: 127.0.0.1:0
+notifiers:
+  hook:
+    type: webhook
+    url: {hook_url}
+defaults:
+  notify: [hook]
+budgets:
+{budgets}"""
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[bytes]
+    stderr_path: Path
+    stdout_path: Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text("utf-8", errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.stderr().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):  # a line still being written
+                    out.append(json.loads(line))
+        return out
+
+    def find(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events() if e.get("event") == event]
+
+    def wait_event(self, event: str, *, after: int = 0, timeout: float = 30.0) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            assert self.proc.poll() is None, f"daemon exited early:\n{self.stderr()[-3000:]}"
+            hits = self.find(event)
+            return hits[after] if len(hits) > after else None
+
+        return wait_until(found, timeout, f"log event {event}")
+
+    @property
+    def port(self) -> int:
+        listen = self.wait_event("http.listening")["listen"]
+        return int(listen.rpartition(":")[2])
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", errors="replace")
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator("demo", api_key=KEY) as s:
+        yield s
+
+
+@pytest.fixture
+def rx() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, sim: Simulator) -> Iterator[Callable[[Path], Daemon]]:
+    started: list[Daemon] = []
+
+    def start(cfg: Path) -> Daemon:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
+        env.update(
+            RUNPOD_API_KEY=KEY,
+            RUNPOD_API_BASE_URL=sim.base_url,
+            STATE_DIRECTORY=str(tmp_path / "state"),
+        )
+        err, out = tmp_path / "daemon.stderr", tmp_path / "daemon.stdout"
+        with err.open("wb") as e, out.open("wb") as o:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "daemon", "run", "-c", str(cfg)],
+                env=env, stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=tmp_path,
+            )
+        d = Daemon(proc, err, out)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=10)
+
+
+def billing_requests(sim: Simulator) -> int:
+    return sum(1 for r in list(sim.requests) if r.path == "/v1/billing/pods")
+
+
+def test_run_alerts_serves_health_reloads_and_stops_cleanly(
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    cfg = tmp_path / "budgets.yaml"
+    cfg.write_text(config_text(rx.url + "/hook", ALL_24H))
+    d = start_daemon(cfg)
+
+    # alerts arrive with the contract's payload, webhook-id = id
+    first = rx.wait_for(1, timeout=30, path="/hook")[0]
+    assert first.json is not None and set(first.json) >= PAYLOAD_KEYS
+    assert first.json["budget"] == "all-24h"
+    assert first.json["kind"] == "threshold" and first.json["threshold_percent"] == 100
+    assert first.headers["webhook-id"] == first.json["id"]
+
+    # health endpoints after the first cycle
+    port = d.port
+    assert http_get(port, "/healthz")[0] == 200
+    wait_until(lambda: http_get(port, "/readyz")[0] == 200, 30, "/readyz 200")
+    code, metrics = http_get(port, "/metrics")
+    assert code == 200
+    assert any(line.startswith("runpod_budget_") for line in metrics.splitlines())
+
+    # a broken config + SIGHUP: logged with the problem line, old config kept, polling goes on
+    cfg.write_text(config_text(rx.url + "/hook", ALL_24H.replace("limit: 1", "limit: -5")))
+    d.proc.send_signal(signal.SIGHUP)
+    failed = d.wait_event("config.reload_failed")
+    problems = " ".join(failed.get("problems", []))
+    assert f"{cfg}:" in problems and "budgets.0.limit" in problems, failed
+    seen = billing_requests(sim)
+    wait_until(lambda: billing_requests(sim) >= seen + 2, 30, "polls after the failed reload")
+    assert d.proc.poll() is None
+    assert http_get(port, "/readyz")[0] == 200
+
+    # a valid changed config + SIGHUP: reloaded, and the new budget alerts
+    cfg.write_text(config_text(rx.url + "/hook", ALL_24H + NOTEBOOK_24H))
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_event("config.reloaded")
+    wait_until(
+        lambda: any(r.json and r.json.get("budget") == "notebook-24h" for r in rx.requests),
+        30, "the new budget's alert",
+    )
+
+    # SIGTERM: clean exit 0, JSON logs, no traceback
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=30) == 0
+    err = d.stderr()
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    for ln in lines:
+        json.loads(ln)  # stderr is not a TTY: every line is a JSON object
+    assert any(json.loads(ln).get("event") == "daemon.stopped" for ln in lines)
+    # exactly one message per alert over the whole run (reloads did not resend)
+    ids = [r.headers.get("webhook-id") for r in rx.requests_to("/hook")]
+    assert len(ids) == len(set(ids)) == 2, ids
+
+
+def _outage_then_recovery(
+    tmp_path: Path, rx: Receiver, start_daemon: Callable[[Path], Daemon], budgets: str
+) -> tuple[Daemon, Callable[[], dict[str, int]]]:
+    """Start the daemon with the receiver answering 503; bring the receiver back
+    once the first delivery failed. Returns the daemon and a function counting
+    the deliveries (2xx answers) per webhook-id since the recovery."""
+    rx.set_down(True)  # 503 to everything
+    cfg = tmp_path / "budgets.yaml"
+    cfg.write_text(config_text(rx.url + "/hook", budgets))
+    d = start_daemon(cfg)
+    d.wait_event("notify.failed")  # the first cycle tried and failed
+    # Flip under the receiver's lock: every request before the mark got 503, every one after 200.
+    with rx._lock:
+        rx._down = None
+        mark = len(rx._requests)
+
+    def delivered() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in rx.requests[mark:]:
+            wid = r.headers.get("webhook-id", "")
+            counts[wid] = counts.get(wid, 0) + 1
+        return counts
+
+    return d, delivered
+
+
+def test_notifier_that_was_down_gets_the_alert_exactly_once(
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    d, delivered = _outage_then_recovery(tmp_path, rx, start_daemon, ALL_24H)
+    # the outbox backs off 15 s (+-20 %) after the first failure
+    wait_until(delivered, 40, "the alert delivered after the outage")
+    # give a stray duplicate a chance: a few more polls (each ends with an outbox pass)
+    seen = billing_requests(sim)
+    wait_until(lambda: billing_requests(sim) >= seen + 3, 30, "more polls")
+    counts = delivered()
+    assert list(counts.values()) == [1], counts
+    assert next(iter(counts)).startswith("default:all-24h:all:")
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=30) == 0
+
+
+def test_notifier_that_was_down_gets_its_backlog_right_after_the_first(
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    d, delivered = _outage_then_recovery(tmp_path, rx, start_daemon, ALL_24H + NOTEBOOK_24H)
+    wait_until(delivered, 40, "the first alert delivered after the outage")
+    # the rest of the backlog follows in the same outbox pass or the next poll (1 s),
+    # not when the 120 s lease of the rows skipped during the outage runs out
+    wait_until(lambda: len(delivered()) >= 2, 15, "the second alert right after the first")
+    seen = billing_requests(sim)
+    wait_until(lambda: billing_requests(sim) >= seen + 3, 30, "more polls")
+    counts = delivered()
+    assert len(counts) == 2 and all(n == 1 for n in counts.values()), counts
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=30) == 0
