@@ -22,6 +22,7 @@ locks so several replicas on one database neither race nor send a row twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -91,6 +92,14 @@ __all__ = [
 # Advisory lock keys (any two distinct 64-bit numbers; "rpbudget" in ASCII + n).
 _LOCK_MIGRATE = 0x7270627564676501
 _LOCK_CLAIM = 0x7270627564676502
+
+
+def _series_lock(series: SeriesKey) -> int:
+    """A signed 64-bit advisory lock id for one billing series."""
+    digest = hashlib.blake2b(
+        f"points\0{series.account}\0{series.grouping}\0{series.gpu_filter}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -638,6 +647,11 @@ class SqlStore:
             "gpu_filter": series.gpu_filter,
         }
         with self._tx("replacing points") as conn:
+            if self._pg:
+                # Replicas fetch the same series each poll: without this lock two
+                # delete-then-insert transactions interleave and one fails on the
+                # primary key. SQLite serialises writers by itself.
+                conn.execute(select(func.pg_advisory_xact_lock(_series_lock(series))))
             conn.execute(
                 points_t.delete().where(
                     self._series_where(points_t, series),
@@ -861,16 +875,6 @@ class SqlStore:
                 outbox_t.update()
                 .where(outbox_t.c.seq == seq, outbox_t.c.status != "delivered")
                 .values(status="delivered", delivered_at=now, lease_until=None, lease_owner=None)
-            )
-
-    def release(self, seq: int) -> None:
-        """Give back a claimed row without an attempt (its notifier failed on an
-        earlier row in this pass): it is due again as soon as the row before it."""
-        with self._tx("releasing an outbox row") as conn:
-            conn.execute(
-                outbox_t.update()
-                .where(outbox_t.c.seq == seq, outbox_t.c.status == "pending")
-                .values(lease_until=None, lease_owner=None)
             )
 
     def mark_failed(

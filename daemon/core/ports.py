@@ -199,10 +199,6 @@ class Store(Protocol):
 
     def mark_delivered(self, seq: int, now: datetime) -> None: ...
 
-    def release(self, seq: int) -> None:
-        """Drop the lease of a claimed row that was not attempted."""
-        ...
-
     def mark_failed(
         self, seq: int, now: datetime, error: str, *, permanent: bool, next_attempt_at: datetime
     ) -> None: ...

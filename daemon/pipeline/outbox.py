@@ -22,7 +22,10 @@ from daemon.pipeline.observer import NullObserver, Observer
 
 log = structlog.get_logger("daemon.outbox")
 
-LEASE_SECONDS = 120.0
+# One send at worst: a 120 s timeout (the config's maximum) with slack-sdk's two
+# quick in-process retries. A crash mid-send delays that notifier by this much.
+LEASE_SECONDS = 600.0
+MAX_PER_PASS = 1000  # rows per pass; the next pass (15 s later) takes the rest
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
 
@@ -65,17 +68,19 @@ def deliver_due(
 ) -> DeliveryReport:
     """Send every due outbox row once. Returns what was delivered and what failed.
 
+    Rows are claimed one at a time, so a lease only has to outlast one send
+    (a slow batch cannot outrun its leases and let a replica send the same
+    rows). After a transient failure the store holds back that notifier's later
+    rows until the failed one is due again, which keeps each notifier in order.
     Never raises for a notifier's failure; a ``StoreError`` propagates.
     """
     obs = observer or NullObserver()
     report = DeliveryReport()
-    blocked: set[str] = set()  # notifiers that failed in this pass: keep their order
-    for item in store.claim_due(clock(), lease_seconds):
-        if item.notifier in blocked:
-            # not attempted: release it so it follows the earlier row as soon as
-            # that one succeeds, instead of waiting out its lease
-            store.release(item.seq)
-            continue
+    for _ in range(MAX_PER_PASS):
+        claimed = store.claim_due(clock(), lease_seconds, limit=1)
+        if not claimed:
+            break
+        item = claimed[0]
         notifier = notifiers.get(item.notifier)
         if notifier is None:
             msg = f"notifier {item.notifier!r} is no longer configured"
@@ -93,7 +98,6 @@ def deliver_due(
             store.mark_failed(item.seq, now, str(e), permanent=e.permanent, next_attempt_at=nxt)
             report.failed.append((item.alert.id, item.notifier, str(e), e.permanent))
             obs.notification(item.notifier, item.alert.kind, ok=False, permanent=e.permanent)
-            blocked.add(item.notifier)
             reason = getattr(notifier, "disabled_reason", None)
             if e.permanent and reason:
                 # e.g. a webhook's 410 Gone: remembered until its config changes

@@ -188,13 +188,6 @@ def test_replicas_send_one_digest_per_day(
     assert [r.headers["webhook-id"] for r in digests] == ["digest:all:2026-11-24"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: deliver_due keeps sending rows claimed in one batch after their "
-    "lease (LEASE_SECONDS from the claim) ran out; another replica re-claims and "
-    "sends them too",
-)
 def test_a_replica_does_not_send_rows_whose_lease_ran_out_during_a_slow_batch(
     growing: Simulator, rx: Receiver, state: State
 ) -> None:
@@ -230,20 +223,15 @@ def test_a_replica_does_not_send_rows_whose_lease_ran_out_during_a_slow_batch(
     finally:
         a.close()
         b.close()
-    assert report_b.delivered  # B took over what A no longer held
+    # Whether B sent some rows or found A's next claim in its way depends on
+    # timing; what must hold is that every row went out, and only once.
+    assert len(report_b.delivered) + sum(len(r.delivered) for r in reports) == len(backlog)
     ids = Counter(r.headers["webhook-id"] for r in rx.requests_to(HOOK))
     assert set(ids) == {x.id for x in backlog}
     assert {k: v for k, v in ids.items() if v > 1} == {}, "sent twice"
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=StoreError,
-    reason="bug: SqlStore.replace_points on PostgreSQL races between replicas "
-    "(DELETE then INSERT under READ COMMITTED): duplicate key in points_pkey, "
-    "the cycle fails with StoreError",
-)
 def test_concurrent_cycles_on_postgresql_do_not_fail(
     growing: Simulator, rx: Receiver, pg_schema: str
 ) -> None:
