@@ -221,13 +221,15 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
         alerts += enforcer.alerts(results, config, now)
         elog = describe_results(results)
 
-    health_alerts = health_notices(config, store, errors, now, dry_run=dry_run)
+    health_alerts, health_updates = health_notices(config, store, errors, now)
     alerts += health_alerts
 
     delivery = DeliveryReport()
     if not dry_run:
         inserted = set(store.enqueue(alerts, now))
         alerts = [a for a in alerts if a.id in inserted]
+        for key, value in health_updates.items():
+            store.set_meta(key, value)
     decided = log.debug if dry_run else log.info  # a dry run prints them on stdout
     for a in alerts:
         decided(
@@ -268,42 +270,37 @@ class _AccountRouter:
 
 
 def health_notices(
-    config: Config, store: Store, errors: Mapping[str, ApiError], now: datetime, *, dry_run: bool
-) -> list[Alert]:
+    config: Config, store: Store, errors: Mapping[str, ApiError], now: datetime
+) -> tuple[list[Alert], dict[str, str]]:
     """``kind: health`` alerts: once when an account's billing API has been
     unusable for longer than ``health.after``, once when it recovers.
 
-    The failing-since instant lives in the store's meta table so a restart
-    neither forgets an outage nor announces it twice.
+    Returns the alerts and the meta updates to apply only after the alerts are
+    safely in the outbox: a cycle that dies in between decides the same notice
+    again next time (its id, ``ACCOUNT:health:unusable:SINCE``, is stable and
+    the outbox drops repeats), so no notice is lost and none is doubled. The
+    outage start lives in the store, so a restart does not forget an outage.
     """
     after = parse_duration(config.health.after)
     notify = config.health_notify()
     out: list[Alert] = []
+    updates: dict[str, str] = {}
     for acc in config.accounts:
-        key_since, key_sent = f"health:{acc.name}:since", f"health:{acc.name}:sent"
-        since_s, sent = store.get_meta(key_since), store.get_meta(key_sent)
+        key = f"health:{acc.name}:since"
+        since_s = store.get_meta(key)
         err = errors.get(acc.name)
         if err is not None:
             since = datetime.fromisoformat(since_s) if since_s else now
-            if not since_s and not dry_run:
-                store.set_meta(key_since, since.isoformat())
-            if now - since >= after and sent != since.isoformat() and notify:
-                out.append(
-                    render.alert_from_payload(
-                        render.health_payload("unusable", acc.name, since, str(err), now), notify
-                    )
-                )
-                if not dry_run:
-                    store.set_meta(key_sent, since.isoformat())
+            if not since_s:
+                updates[key] = since.isoformat()
+            if now - since >= after and notify:
+                payload = render.health_payload("unusable", acc.name, since, str(err), now)
+                out.append(render.alert_from_payload(payload, notify))
         elif since_s:
-            if sent == since_s and notify:
-                since = datetime.fromisoformat(since_s)
-                out.append(
-                    render.alert_from_payload(
-                        render.health_payload("recovered", acc.name, since, None, now), notify
-                    )
-                )
-            if not dry_run:
-                store.set_meta(key_since, "")
-                store.set_meta(key_sent, "")
-    return out
+            since = datetime.fromisoformat(since_s)
+            told = render.health_id("unusable", acc.name, since)
+            if notify and any(e.id == told for e in store.ledger(acc.name, since)):
+                payload = render.health_payload("recovered", acc.name, since, None, now)
+                out.append(render.alert_from_payload(payload, notify))
+            updates[key] = ""
+    return out, updates

@@ -492,13 +492,6 @@ def test_a_threshold_alert_survives_a_cycle_that_failed_to_enqueue(
     assert hook_ids(rx) == [tid(50)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: health_notices writes health:<acc>:sent (and clears :since on "
-    "recovery) before run_cycle enqueues the notice; a cycle that fails or is killed "
-    "in between loses the notice for good",
-)
 @pytest.mark.parametrize("lost", ["unusable", "recovered"])
 def test_a_health_notice_survives_a_cycle_that_failed_to_enqueue(
     growing: Simulator, rx: Receiver, tmp_path: Path, lost: str
