@@ -112,6 +112,7 @@ class EnforcementResult:
     error: str | None = None
     attempt: int = 0
     repeat: bool = False  # announced in an earlier cycle already
+    late: bool = False  # an earlier cycle's stop whose announcement was lost
 
     @property
     def alert_id(self) -> str:
@@ -211,7 +212,12 @@ class Enforcer:
         for a in plan.actions:
             results.append(self._would_stop(a, now) if a.dry_run else self._stop(a, now))
         out = [
-            replace(r, repeat=r.action in ("refused", "would_stop") and r.alert_id in announced)
+            self._catch_up(
+                replace(
+                    r, repeat=r.action in ("refused", "would_stop") and r.alert_id in announced
+                ),
+                announced,
+            )
             for r in results
         ]
         for res in out:
@@ -250,6 +256,23 @@ class Enforcer:
             status=a.status,
             **kw,
         )
+
+    def _catch_up(self, r: EnforcementResult, announced: set[str]) -> EnforcementResult:
+        """A pod this daemon stopped in an earlier cycle that died before its
+        announcement reached the outbox shows up now as not running: turn the
+        quiet refusal into that stop's announcement, once (the ledger knows)."""
+        if r.action != "refused" or r.reason not in ("not_running", "already_stopped"):
+            return r
+        if r.pod_id is None:
+            return r
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            row = self._prior(attempt_key(r.instance_key, attempt), r.pod_id)
+            if row is None:
+                break
+            if row.get("result") == "stopped":
+                late = replace(r, action="stopped", reason="", attempt=attempt, late=True)
+                return r if late.alert_id in announced else late
+        return r
 
     def _would_stop(self, a: StopAction, now: datetime) -> EnforcementResult:
         return self._result(a, "would_stop", now)
@@ -338,12 +361,13 @@ class Enforcer:
         if res.attempt:
             fields["attempt"] = res.attempt
         event = _LOG_EVENT[res.action]
+        if res.late:  # logged, audited and counted when it happened
+            log.info("enforce.stop_announced_late", **fields)
+            return
         if res.repeat or not res.alertable:
             log.debug(event, repeat=res.repeat, **fields)
             return
-        if res.action == "failed" or (
-            res.action == "refused" and res.reason in _WARN_REASONS
-        ):
+        if res.action == "failed" or (res.action == "refused" and res.reason in _WARN_REASONS):
             log.warning(event, **fields)
         else:
             log.info(event, **fields)

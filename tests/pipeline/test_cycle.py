@@ -521,12 +521,6 @@ def test_a_health_notice_survives_a_cycle_that_failed_to_enqueue(
     assert f"default:health:{lost}:{_z(outage)}" in hook_ids(rx, "health")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: the enforcement alert of a real stop is built from this cycle's "
-    "results only; when enqueue fails after the stop, no later cycle announces it",
-)
 def test_a_stop_is_announced_even_if_the_cycle_failed_to_enqueue(
     growing: Simulator, rx: Receiver, tmp_path: Path
 ) -> None:

@@ -112,14 +112,16 @@ class Env:
         return plan_enforcement(self.config, self.statuses(), {ACC: live}, fresh, self.now)
 
     def execute(self, plan: EnforcementPlan) -> list[EnforcementResult]:
-        return self.enforcer.execute(plan, self.config, self.now)
+        """Execute and, as every pipeline cycle does, record the announcements
+        (an unrecorded stop is announced late by the next execute)."""
+        results = self.enforcer.execute(plan, self.config, self.now)
+        self.store.enqueue(self.enforcer.alerts(results, self.config, self.now), self.now)
+        return results
 
     def cycle(self, **kw: Any) -> tuple[list[EnforcementResult], list[Any]]:
         """plan + execute + alerts + enqueue, as the pipeline does."""
         results = self.execute(self.plan(**kw))
-        alerts = self.enforcer.alerts(results, self.config, self.now)
-        self.store.enqueue(alerts, self.now)
-        return results, alerts
+        return results, self.enforcer.alerts(results, self.config, self.now)
 
     def status_of(self, pod_id: str) -> str:
         return self.sim.pod(pod_id).desired_status
@@ -447,3 +449,20 @@ def test_describe_lines(sim: Simulator, store: SqlStore) -> None:
     ]
     (r,) = e.execute(plan)
     assert r.describe().startswith(f"would stop pod {RUNAWAY} (train-sweep)")
+
+
+def test_a_stop_whose_announcement_was_lost_is_announced_once_later(
+    sim: Simulator, store: SqlStore
+) -> None:
+    e = env(sim, store, per_pod())
+    # the cycle that stopped the pod died before its alert reached the outbox
+    first = e.enforcer.execute(e.plan(), e.config, e.now)
+    assert [r.action for r in first] == ["stopped"]
+    e.clock.advance(timedelta(minutes=5))
+    results, alerts = e.cycle()
+    assert [(r.action, r.late) for r in results] == [("stopped", True)]
+    assert [a.id.rsplit(":", 2)[-2:] for a in alerts] == [[RUNAWAY, "stopped"]]
+    assert e.stop_calls() == 1  # announced, not stopped again
+    e.clock.advance(timedelta(minutes=5))
+    results, alerts = e.cycle()
+    assert alerts == [] and [r.reason for r in results] == ["not_running"]
