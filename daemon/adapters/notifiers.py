@@ -8,8 +8,6 @@ from typing import TextIO
 import httpx
 
 from daemon.adapters.console import ConsoleSender
-from daemon.adapters.slack import SlackSender
-from daemon.adapters.webhook import WebhookSender
 from daemon.config.models import Config, ConsoleNotifier, SlackNotifier, WebhookNotifier
 from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError, Notifier
@@ -39,8 +37,13 @@ def build_notifiers(
     out: dict[str, Notifier] = {}
     for name, cfg in config.notifiers.items():
         if isinstance(cfg, SlackNotifier):
+            # imported on use: slack-sdk costs ~10 MB of a daemon that may not use it
+            from daemon.adapters.slack import SlackSender
+
             out[name] = SlackSender(name, cfg, base_url=slack_base_url, on_result=on_result)
         elif isinstance(cfg, WebhookNotifier):
+            from daemon.adapters.webhook import WebhookSender
+
             try:
                 out[name] = WebhookSender(
                     name,

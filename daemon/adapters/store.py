@@ -56,7 +56,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import (
@@ -477,12 +476,18 @@ def migrate(engine: Engine, *, target: int | None = None, create_schema: str | N
         return max(current, goal)
 
 
+def _dialect_insert(table: Table, postgres: bool) -> Any:
+    """An INSERT with ON CONFLICT support for the backend. The PostgreSQL
+    dialect is imported on use: a SQLite daemon need not carry it."""
+    if postgres:
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    return sqlite_dialect.insert(table)
+
+
 def _upsert_meta(conn: Connection, key: str, value: str) -> None:
-    ins: Any
-    if conn.dialect.name == "postgresql":
-        ins = pg_dialect.insert(meta_t).values(key=key, value=value)
-    else:
-        ins = sqlite_dialect.insert(meta_t).values(key=key, value=value)
+    ins = _dialect_insert(meta_t, conn.dialect.name == "postgresql").values(key=key, value=value)
     conn.execute(ins.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
@@ -598,7 +603,7 @@ class SqlStore:
         )
 
     def _insert(self, table: Table) -> Any:
-        return pg_dialect.insert(table) if self._pg else sqlite_dialect.insert(table)
+        return _dialect_insert(table, self._pg)
 
     # -- buckets
 

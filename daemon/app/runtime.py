@@ -19,7 +19,7 @@ from typing import TextIO
 import structlog
 from pydantic import SecretStr
 
-from daemon.adapters.notifiers import build_notifiers
+from daemon.adapters.notifiers import build_notifiers, close_notifiers
 from daemon.adapters.runpod import RunPodClient
 from daemon.adapters.store import open_store
 from daemon.app import logging as applog
@@ -110,6 +110,7 @@ class Runtime:
             close = getattr(api, "close", None)
             if callable(close):
                 close()
+        close_notifiers(self.notifiers)
         self.store.close()
 
 
