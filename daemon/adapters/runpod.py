@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -306,6 +307,7 @@ class RunPodClient:
         wait_jitter: float = 1.0,
         max_attempts: int = 10,
         bad_body_retries: int = 2,
+        cancel: threading.Event | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("RunPod API key is empty")
@@ -320,6 +322,8 @@ class RunPodClient:
                                         "wait_jitter": wait_jitter}
         self._max_attempts = max_attempts
         self._bad_body_retries = bad_body_retries
+        # set on shutdown: the call in flight finishes, but no retry is scheduled
+        self._cancel = cancel
         self._own_http = http is None
         self._http = http if http is not None else httpx.Client(follow_redirects=False)
 
@@ -466,6 +470,8 @@ class RunPodClient:
         def should_retry(exc: Exception) -> bool | float:
             if not isinstance(exc, _Attempt) or not exc.retry:
                 return False
+            if self._cancel is not None and self._cancel.is_set():
+                return False  # shutting down: report the failure now, do not wait
             if exc.reason == "bad_body":
                 counts["bad_body"] += 1
                 if counts["bad_body"] > self._bad_body_retries:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,7 +115,12 @@ class Runtime:
         self.store.close()
 
 
-def build_clients(config: Config, env: Mapping[str, str], metrics: Metrics) -> dict[str, RunPodApi]:
+def build_clients(
+    config: Config,
+    env: Mapping[str, str],
+    metrics: Metrics,
+    cancel: threading.Event | None = None,
+) -> dict[str, RunPodApi]:
     base = env.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URL
     clients: dict[str, RunPodApi] = {}
     for acc in config.accounts:
@@ -126,6 +132,7 @@ def build_clients(config: Config, env: Mapping[str, str], metrics: Metrics) -> d
             timeout=parse_duration(config.api.timeout).total_seconds(),
             deadline=parse_duration(config.api.deadline).total_seconds(),
             on_request=metrics.on_api_request,
+            cancel=cancel,
         )
     return clients
 
@@ -139,6 +146,7 @@ def build_runtime(
     clock: Callable[[], datetime] = utcnow,
     config: Config | None = None,
     read_only: bool = False,
+    cancel: threading.Event | None = None,
 ) -> Runtime:
     """Load the config (raises ConfigError), open the store (raises StoreError)
     and build clients and notifiers. ``read_only`` (dry runs, ``status``) does
@@ -156,7 +164,7 @@ def build_runtime(
         url = "sqlite://"
     store = open_store(url)
     try:
-        apis = build_clients(config, env, metrics)
+        apis = build_clients(config, env, metrics, cancel)
         disabled = restore_disabled(config, store)
         notifiers = build_notifiers(config, console_stream=console, disabled=disabled)
     except Exception:

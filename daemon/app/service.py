@@ -65,15 +65,21 @@ class Service:
         self.console = console
         self.clock = clock
         self.metrics = Metrics()
+        self.stop_event = threading.Event()
         self.rt: Runtime = build_runtime(
-            config_path, env, console=console, metrics=self.metrics, clock=clock, config=config
+            config_path,
+            env,
+            console=console,
+            metrics=self.metrics,
+            clock=clock,
+            config=config,
+            cancel=self.stop_event,  # SIGTERM ends RunPod retries, so stop is prompt
         )
         self.health = HealthState(
             started_at=clock(), poll_interval_seconds=self.rt.config.poll.total_seconds()
         )
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.lock = threading.Lock()  # swaps of self.rt vs. running jobs
-        self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.http: HealthServer | None = None
         self.first_cycle_done = threading.Event()
@@ -229,6 +235,7 @@ class Service:
                 metrics=self.metrics,
                 clock=self.clock,
                 config=new_cfg,
+                cancel=self.stop_event,
             )
         except ConfigError as e:
             log.error(

@@ -154,11 +154,14 @@ def fetch(
     return errors, len(requests), needed
 
 
-def fetch_pods(deps: Deps) -> dict[str, Sequence[Pod] | None]:
-    """``GET /pods`` per account; ``None`` where it failed (forecasts fall back
-    to recent hourly spend and enforcement refuses)."""
+def fetch_pods(deps: Deps, skip: set[str] | None = None) -> dict[str, Sequence[Pod] | None]:
+    """``GET /pods`` per account; ``None`` where it failed or was skipped
+    (forecasts fall back to recent hourly spend and enforcement refuses)."""
     out: dict[str, Sequence[Pod] | None] = {}
     for acc in deps.config.accounts:
+        if skip and acc.name in skip:
+            out[acc.name] = None
+            continue
         try:
             out[acc.name] = deps.apis[acc.name].list_pods()
         except ApiError as e:
@@ -186,7 +189,10 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
     now = deps.clock()
     overlay = _Overlay(store) if dry_run else None
     errors, n_requests, needed = fetch(deps, now, overlay)
-    pods = fetch_pods(deps)
+    # An account whose billing failed gets no pods call: its forecasts are held
+    # back and enforcement refuses on stale data anyway, and a second retry
+    # deadline would only delay the cycle (and a shutdown) further.
+    pods = fetch_pods(deps, skip=set(errors))
 
     reader = overlay.points if overlay is not None else store.points
     end = now + timedelta(hours=1)

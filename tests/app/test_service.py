@@ -278,3 +278,27 @@ def test_notifier_that_was_down_gets_its_backlog_right_after_the_first(
     assert len(counts) == 2 and all(n == 1 for n in counts.values()), counts
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=30) == 0
+
+
+def test_sigterm_during_a_runpod_outage_stops_retrying_and_exits_0(
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    """systemd gives TimeoutStopSec to stop. With billing down, the running cycle
+    must not sit out its retry deadline (here 300 s) after SIGTERM, and must not
+    start a second deadline on GET /pods for an account whose billing failed."""
+    sim.fail("/v1/billing/pods", status=503, times=1_000_000)
+    cfg = tmp_path / "budgets.yaml"
+    cfg.write_text(
+        config_text(rx.url + "/hook", ALL_24H, poll="1m")
+        + "api:\n  timeout: 5s\n  deadline: 300s\n"
+    )
+    d = start_daemon(cfg)
+    wait_until(lambda: billing_requests(sim) >= 2, what="billing retries")
+    d.proc.send_signal(signal.SIGTERM)
+    at_signal = billing_requests(sim)
+    # far below the 300 s deadline the cycle would otherwise retry for
+    assert d.proc.wait(timeout=60) == 0
+    assert billing_requests(sim) <= at_signal + 1  # at most the attempt in flight
+    assert not [r for r in sim.requests if r.path == "/v1/pods"]
+    assert "Traceback" not in d.stderr()
+    assert d.find("billing.fetch_failed") and d.find("daemon.stopped")
