@@ -233,11 +233,8 @@ class SlackSender:
     def _err(
         self, what: str, *, permanent: bool, retry_after: float | None = None
     ) -> DeliveryError:
-        kind = "permanent" if permanent else "transient"
-        return DeliveryError(
-            f"slack notifier {self.name!r}: {kind} failure: {what}",
-            permanent=permanent,
-            retry_after=retry_after,
+        return DeliveryError.of(
+            "slack", self.name, what, permanent=permanent, retry_after=retry_after
         )
 
     def _transport_error(self, e: BaseException) -> DeliveryError:

@@ -213,11 +213,8 @@ class WebhookSender:
     def _err(
         self, what: str, *, permanent: bool, retry_after: float | None = None
     ) -> DeliveryError:
-        kind = "permanent" if permanent else "transient"
-        return DeliveryError(
-            f"webhook notifier {self.name!r}: {kind} failure: {what}",
-            permanent=permanent,
-            retry_after=retry_after,
+        return DeliveryError.of(
+            "webhook", self.name, what, permanent=permanent, retry_after=retry_after
         )
 
     def _send(self, alert: Alert) -> None:

@@ -64,6 +64,25 @@ class DeliveryError(BoundaryError):
         super().__init__(message, permanent=permanent)
         self.retry_after = retry_after
 
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        name: str,
+        what: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+    ) -> DeliveryError:
+        """``<kind> notifier '<name>': permanent|transient failure: <what>``:
+        one message shape for every notifier (``what`` must be secret-free)."""
+        how = "permanent" if permanent else "transient"
+        return cls(
+            f"{kind} notifier {name!r}: {how} failure: {what}",
+            permanent=permanent,
+            retry_after=retry_after,
+        )
+
 
 class StoreError(BoundaryError):
     """The state store is unusable: corrupt, newer schema than this build knows,
