@@ -39,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--log-level",
-        default=os.environ.get("RUNPOD_BUDGET_LOG_LEVEL", "info"),
+        default=os.environ.get("RUNPOD_BUDGET_LOG_LEVEL"),
         choices=["debug", "info", "warning", "error"],
+        help="default: info (warning for demo, whose alerts are the point)",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -81,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
-    applog.configure_logging(json=json_logs, level=args.log_level, stream=sys.stderr)
+    level = args.log_level or ("warning" if args.command == "demo" else "info")
+    applog.configure_logging(json=json_logs, level=level, stream=sys.stderr)
     env = dict(os.environ)
     path: Path | None = getattr(args, "config", None)
     if path is None and args.command != "demo":
