@@ -721,6 +721,24 @@ class SqlStore:
 
     # -- ledger + outbox
 
+    def prune_alerts(self, before: datetime) -> int:
+        """Forget alerts created before ``before`` whose deliveries are all settled
+        (delivered or failed), with their outbox rows. Pending ones are kept,
+        however old. Returns the number of alerts deleted."""
+        before = _aware(before, "before")
+        pending = (
+            exists()
+            .where(outbox_t.c.alert_id == alerts_t.c.id, outbox_t.c.status == "pending")
+            .correlate(alerts_t)
+        )
+        settled_old = select(alerts_t.c.id).where(alerts_t.c.created_at < before, ~pending)
+        with self._tx("pruning alerts") as conn:
+            conn.execute(outbox_t.delete().where(outbox_t.c.alert_id.in_(settled_old)))
+            deleted = conn.execute(
+                alerts_t.delete().where(alerts_t.c.created_at < before, ~pending)
+            ).rowcount
+        return int(deleted or 0)
+
     def ledger(self, account: str, since: datetime) -> list[LedgerEntry]:
         """Every decided alert of ``account`` created at or after ``since``."""
         since = _aware(since, "since")

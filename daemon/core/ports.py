@@ -201,6 +201,10 @@ class Store(Protocol):
         ...
 
     # ledger + outbox
+    def prune_alerts(self, before: datetime) -> int:
+        """Forget settled alerts created before ``before``; returns how many."""
+        ...
+
     def ledger(self, account: str, since: datetime) -> list[LedgerEntry]:
         """Every decided alert created at or after ``since`` (for dedupe)."""
         ...

@@ -27,6 +27,9 @@ from daemon.pipeline.outbox import DeliveryReport, deliver_due
 log = structlog.get_logger("daemon.cycle")
 
 KEEP_POINTS = timedelta(days=40)
+# Dedupe needs the ledger for the longest window (31 days); keep a quarter year
+# so `status` and people can still look back, and let the tables stop growing.
+KEEP_ALERTS = timedelta(days=90)
 
 
 @dataclass
@@ -248,6 +251,7 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
     if not dry_run:
         delivery = deliver_due(store, deps.notifiers, deps.clock, observer=deps.observer)
         store.prune_points(now - KEEP_POINTS)
+        store.prune_alerts(now - KEEP_ALERTS)
     deps.observer.replace_instances(evaluation.statuses)
     return CycleResult(now, errors, evaluation, alerts, eplan, elog, delivery, n_requests)
 

@@ -738,3 +738,24 @@ def test_replicas_deciding_the_same_alerts_enqueue_them_once(backend: Backend) -
     ids = [i for per_store in inserted for i in per_store]
     assert sorted(ids) == sorted(a.id for a in batch)
     assert stores[0].pending_count() == 60
+
+
+def test_prune_alerts_forgets_old_settled_alerts_but_keeps_pending_ones(store: SqlStore) -> None:
+    old_done, old_pending, recent = alert("old-done"), alert("old-pending"), alert("recent")
+    store.enqueue([old_done, old_pending], T0)
+    store.enqueue([recent], T0 + timedelta(days=100))
+    for item in store.claim_due(T0 + timedelta(days=100), 60):
+        if item.alert.id in ("old-done", "recent"):
+            store.mark_delivered(item.seq, T0 + timedelta(days=100))
+        else:
+            store.mark_failed(
+                item.seq, T0 + timedelta(days=100), "down", permanent=False,
+                next_attempt_at=T0 + timedelta(days=101),
+            )
+    assert store.prune_alerts(T0 + timedelta(days=90)) == 1
+    ids = {e.id for e in store.ledger("research", T0 - timedelta(days=1))}
+    assert ids == {"old-pending", "recent"}  # a message still owed is never forgotten
+    # the forgotten alert's outbox row is gone with it; the pending one still goes out
+    due = store.claim_due(T0 + timedelta(days=102), 60)
+    assert [i.alert.id for i in due] == ["old-pending"]
+    assert {d.notifier: d.delivered for d in store.delivery_states()} == {"ops": 1}
