@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
+from daemon.adapters.reporting import OnResult, send_and_report
 from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError
 from daemon.core.render import console_text
-
-OnResult = Callable[[str, Alert, DeliveryError | None], None]
 
 
 class ConsoleSender:
@@ -28,18 +26,14 @@ class ConsoleSender:
         return f"ConsoleSender(name={self.name!r})"
 
     def send(self, alert: Alert) -> None:
+        send_and_report(self.name, alert, self._send, self._on_result)
+
+    def _send(self, alert: Alert) -> None:
         stream = self._stream if self._stream is not None else sys.stdout
         try:
             stream.write(console_text(alert.payload) + "\n")
             stream.flush()
         except (OSError, ValueError) as e:  # closed stream, broken pipe
-            err = DeliveryError(
-                f"console notifier {self.name!r}: transient failure: "
-                f"cannot write ({type(e).__name__})",
-                permanent=False,
-            )
-            if self._on_result is not None:
-                self._on_result(self.name, alert, err)
-            raise err from None
-        if self._on_result is not None:
-            self._on_result(self.name, alert, None)
+            raise DeliveryError.of(
+                "console", self.name, f"cannot write ({type(e).__name__})", permanent=False
+            ) from None

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TextIO
 
 import httpx
 
 from daemon.adapters.console import ConsoleSender
+from daemon.adapters.reporting import OnResult
 from daemon.config.models import Config, ConsoleNotifier, SlackNotifier, WebhookNotifier
-from daemon.core.model import Alert
-from daemon.core.ports import DeliveryError, Notifier
-
-OnResult = Callable[[str, Alert, DeliveryError | None], None]
-"""Called after every ``send`` with (notifier name, alert, error or None).
-It runs on the sending thread and must not raise (metrics, logging)."""
+from daemon.core.ports import Notifier
 
 
 def build_notifiers(

@@ -16,7 +16,6 @@ import http.client
 import logging
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.error import URLError
 
@@ -34,13 +33,12 @@ from slack_sdk.http_retry import (
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
+from daemon.adapters.reporting import OnResult, send_and_report
 from daemon.adapters.webhook import retry_after_seconds
 from daemon.config.models import SlackNotifier
 from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError
 from daemon.core.render import slack_blocks
-
-OnResult = Callable[[str, Alert, DeliveryError | None], None]
 
 # Slack error codes after which resending the same message cannot succeed.
 PERMANENT_ERRORS = frozenset(
@@ -203,14 +201,7 @@ class SlackSender:
     # ------------------------------------------------------------------ Notifier
 
     def send(self, alert: Alert) -> None:
-        try:
-            self._send(alert)
-        except DeliveryError as err:
-            if self._on_result is not None:
-                self._on_result(self.name, alert, err)
-            raise
-        if self._on_result is not None:
-            self._on_result(self.name, alert, None)
+        send_and_report(self.name, alert, self._send, self._on_result)
 
     def _send(self, alert: Alert) -> None:
         text, blocks = slack_blocks(alert.payload, self.console_url)

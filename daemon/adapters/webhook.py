@@ -38,12 +38,12 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from daemon.adapters.reporting import OnResult, send_and_report
 from daemon.config.models import WebhookNotifier
 from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError
 from daemon.core.retry_after import retry_after_seconds as parse_retry_after
 
-OnResult = Callable[[str, Alert, DeliveryError | None], None]
 USER_AGENT = "runpod-budget/0.1 (+webhook)"
 _MAX_RETRY_AFTER = 24 * 3600.0
 
@@ -186,14 +186,7 @@ class WebhookSender:
     # ------------------------------------------------------------------ Notifier
 
     def send(self, alert: Alert) -> None:
-        try:
-            self._send(alert)
-        except DeliveryError as err:
-            if self._on_result is not None:
-                self._on_result(self.name, alert, err)
-            raise
-        if self._on_result is not None:
-            self._on_result(self.name, alert, None)
+        send_and_report(self.name, alert, self._send, self._on_result)
 
     def headers_for(self, msg_id: str, body: str, timestamp: int) -> dict[str, str]:
         """The request headers of one attempt (signatures for every secret)."""
