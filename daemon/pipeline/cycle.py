@@ -217,11 +217,7 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
 
     data_fresh = not errors
     eplan = plan_enforcement(config, evaluation.statuses, pods, data_fresh, now)
-    enforcer = Enforcer(
-        next(iter(deps.apis.values())) if len(deps.apis) == 1 else _AccountRouter(deps.apis),
-        store,
-        on_event=deps.observer.enforcement,
-    )
+    enforcer = Enforcer(_AccountRouter(deps.apis), store, on_event=deps.observer.enforcement)
     elog: list[str] = []
     if dry_run:
         elog = enforcer.describe(eplan)
@@ -257,26 +253,31 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
 
 
 class _AccountRouter:
-    """A RunPodApi for the enforcer that routes a pod to its account's client.
+    """The pods side of RunPod for the enforcer, across accounts.
 
-    The enforcer only knows pod ids; with several accounts the pod is looked
-    up in each account's ``GET /pods`` (ids are unique across RunPod)."""
+    The enforcer only knows pod ids, and re-reads ``GET /pods`` right before
+    every stop; that listing records which account's client owns each pod, so
+    ``stop_pod`` goes to it without listing again."""
 
     def __init__(self, apis: Mapping[str, RunPodApi]) -> None:
         self.apis = apis
+        self.owner: dict[str, RunPodApi] = {}
 
     def list_pods(self) -> list[Pod]:
         out: list[Pod] = []
         for api in self.apis.values():
-            out += api.list_pods()
+            pods = api.list_pods()
+            self.owner.update((p.id, api) for p in pods)
+            out += pods
         return out
 
     def stop_pod(self, pod_id: str) -> None:
-        for api in self.apis.values():
-            if any(p.id == pod_id for p in api.list_pods()):
-                api.stop_pod(pod_id)
-                return
-        raise ApiError(f"pod {pod_id} not found in any account", permanent=True, reason="not_found")
+        api = self.owner.get(pod_id)
+        if api is None:
+            raise ApiError(
+                f"pod {pod_id} is not listed by any account", permanent=True, reason="not_found"
+            )
+        api.stop_pod(pod_id)
 
 
 def health_notices(

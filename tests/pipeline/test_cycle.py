@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from daemon.core.model import SeriesKey
-from daemon.core.ports import StoreError
-from daemon.pipeline.cycle import run_cycle
+from daemon.core.ports import ApiError, StoreError
+from daemon.pipeline.cycle import _AccountRouter, run_cycle
 from daemon.simulator import FakeClock, Simulator
 from tests.pipeline.conftest import (
     GROWING,
@@ -601,3 +601,21 @@ def test_a_rolling_instance_fires_a_threshold_at_most_once_per_window_length(
     assert hook_ids(rx) == [tid(100, "roll", start=f"2026-11-24T{h:02d}:00:00Z")
                             for h in (0, 6, 12, 18)]
     assert all(p["window"]["size"] == "6h" for p in payloads(rx))
+
+
+def test_enforcement_stops_a_pod_through_the_account_that_owns_it() -> None:
+    """With several accounts the enforcer knows only pod ids: the stop must go to
+    the account whose GET /pods listed the pod, without listing again."""
+    other = {"pods": [dict(GROWING["pods"][0], id="pod-other", name="train-other")]}
+    clock = FakeClock(T0 + 5 * H)
+    with running_simulator(GROWING_COPY, clock=clock) as a, \
+            running_simulator(other, clock=clock) as b:
+        router = _AccountRouter({"a": fast_client(a), "b": fast_client(b)})
+        assert {p.id for p in router.list_pods()} == {"pod-grow", "pod-other"}
+        router.stop_pod("pod-other")
+        assert b.pod("pod-other").desired_status == "EXITED"
+        assert a.pod("pod-grow").desired_status == "RUNNING"
+        assert [r.method for r in a.requests] == ["GET"]  # a was listed once, never asked to stop
+        with pytest.raises(ApiError) as exc:
+            router.stop_pod("pod-unknown")
+        assert exc.value.permanent
