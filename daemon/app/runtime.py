@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 import structlog
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
 from daemon.adapters.runpod import RunPodClient
@@ -26,7 +26,7 @@ from daemon.adapters.store import open_store
 from daemon.app import logging as applog
 from daemon.app.metrics import Metrics
 from daemon.config.loader import api_key_for, load_config, resolve_secret, state_url
-from daemon.config.models import Config, WebhookNotifier, parse_duration
+from daemon.config.models import Config, parse_duration
 from daemon.core.ports import Notifier, RunPodApi, Store
 from daemon.pipeline.cycle import Deps
 from daemon.pipeline.outbox import disabled_key
@@ -40,32 +40,39 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _revealed(value: object) -> object:
+    """A setting with its secrets shown: only for hashing, never for output."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, list):
+        return [_revealed(v) for v in value]
+    return value
+
+
+def _secrets_of(model: BaseModel) -> list[str]:
+    """Every ``SecretStr`` among a model's fields (also inside lists), so a
+    secret field added later is redacted without anyone listing it here."""
+    out: list[str] = []
+    for _, value in model:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, SecretStr):
+                out.append(item.get_secret_value())
+    return out
+
+
 def config_secrets(config: Config, env: Mapping[str, str]) -> list[str]:
     """Every secret value the config resolves to, for the log redactor."""
-    out: list[str] = []
-    for acc in config.accounts:
-        key = resolve_secret(acc.api_key_env, env)
-        if key:
-            out.append(key)
+    out = [key for acc in config.accounts if (key := resolve_secret(acc.api_key_env, env))]
     for n in config.notifiers.values():
-        for attr in ("webhook_url", "token", "url", "secret"):
-            v = getattr(n, attr, None)
-            if v is not None:
-                out.append(v.get_secret_value())
-        if isinstance(n, WebhookNotifier):
-            out += [s.get_secret_value() for s in n.signing_secrets()]
-    if config.state is not None:
-        out.append(config.state.get_secret_value())
+        out += _secrets_of(n)
+    out += _secrets_of(config)  # the state URL may carry a password
     return [s for s in out if s and len(s) >= 4]
 
 
 def notifier_fingerprint(config: Config, name: str) -> str:
     """A digest of one notifier's settings, secrets included, so a disabled
     notifier comes back exactly when its config is edited."""
-    n = config.notifiers[name]
-    fields = {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in n}
-    if isinstance(n, WebhookNotifier):
-        fields["secrets"] = [s.get_secret_value() for s in n.secrets]
+    fields = {k: _revealed(v) for k, v in config.notifiers[name]}
     blob = json.dumps(fields, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 

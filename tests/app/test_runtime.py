@@ -60,3 +60,46 @@ def test_gone_webhook_stays_disabled_until_its_config_changes(tmp_path: Path) ->
         rt.notifiers["hook"].send(_alert(3))
         rt.close()
         assert [r.json["id"] for r in rx.requests_to("/new")] == ["a3"]
+
+
+SECRETS_CONFIG = """\
+version: 1
+state: postgresql://budget:pg-pass-4242@db.internal/budget
+notifiers:
+  bot: {type: slack, token: xoxb-secret-token-1, channel: "#ops"}
+  hook:
+    type: webhook
+    url: https://hooks.example.com/secret-path-77
+    secrets: [whsec_bmV3LXNlY3JldA==, whsec_b2xkLXNlY3JldA==]
+defaults: {notify: [bot, hook]}
+budgets:
+  - {name: b, window: day, limit: 10}
+"""
+
+
+def test_every_configured_secret_reaches_the_log_redactor() -> None:
+    from daemon.app.runtime import config_secrets
+    from daemon.config.loader import parse_config
+
+    env = {"RUNPOD_API_KEY": "rpa_account_key_123"}
+    secrets = config_secrets(parse_config(SECRETS_CONFIG, env=env), env)
+    assert set(secrets) == {
+        "rpa_account_key_123",
+        "xoxb-secret-token-1",
+        "https://hooks.example.com/secret-path-77",
+        "whsec_bmV3LXNlY3JldA==",
+        "whsec_b2xkLXNlY3JldA==",
+        "postgresql://budget:pg-pass-4242@db.internal/budget",
+    }
+
+
+def test_a_notifier_fingerprint_changes_with_any_of_its_secrets() -> None:
+    from daemon.app.runtime import notifier_fingerprint
+    from daemon.config.loader import parse_config
+
+    env = {"RUNPOD_API_KEY": "rpa_account_key_123"}
+    base = parse_config(SECRETS_CONFIG, env=env)
+    rotated = parse_config(SECRETS_CONFIG.replace("b2xkLXNlY3JldA==", "b3RoZXI="), env=env)
+    assert notifier_fingerprint(base, "hook") == notifier_fingerprint(base, "hook")
+    assert notifier_fingerprint(base, "hook") != notifier_fingerprint(rotated, "hook")
+    assert notifier_fingerprint(base, "bot") == notifier_fingerprint(rotated, "bot")
