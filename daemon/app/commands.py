@@ -17,7 +17,7 @@ from rich.table import Table
 
 from daemon.app.runtime import Runtime, build_runtime
 from daemon.core import render
-from daemon.core.model import InstanceStatus, iso_z
+from daemon.core.model import InstanceStatus, instance_key, iso_z
 from daemon.core.ports import DeliveryError, LedgerEntry
 from daemon.pipeline.cycle import CycleResult, run_cycle
 from daemon.pipeline.enforcer import audit_line
@@ -65,7 +65,7 @@ def _last_alerts(rt: Runtime, statuses: list[InstanceStatus]) -> dict[str, Ledge
         for e in rt.store.ledger(acc.name, since):
             if e.kind not in ("threshold", "forecast"):
                 continue  # enforcement and health rows have columns of their own
-            key = f"{e.account}:{e.budget}:{e.group_key}:{iso_z(e.window_start)}"
+            key = instance_key(e.account, e.budget, e.group_key, e.window_start)
             if key not in last or e.created_at > last[key].created_at:
                 last[key] = e
     return last

@@ -159,7 +159,7 @@ class InstanceStatus:
     @property
     def instance_key(self) -> str:
         """``account:budget:group:windowstart``: the stable prefix of alert ids."""
-        return f"{self.account}:{self.budget}:{self.group.key}:{iso_z(self.window.start)}"
+        return instance_key(self.account, self.budget, self.group.key, self.window.start)
 
 
 AlertKind = Literal["threshold", "forecast", "enforcement", "digest", "test", "health"]
@@ -197,6 +197,11 @@ class Alert:
     kind: AlertKind
     notifiers: tuple[str, ...]
     payload: dict[str, Any] = field(hash=False, compare=False)
+
+
+def instance_key(account: str, budget: str, group_key: str, window_start: datetime) -> str:
+    """``account:budget:group:windowstart``: one budget instance, as alert ids name it."""
+    return f"{account}:{budget}:{group_key}:{iso_z(window_start)}"
 
 
 def iso_z(t: datetime) -> str:

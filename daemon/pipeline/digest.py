@@ -16,7 +16,6 @@ from daemon.core.digest import summarize
 from daemon.core.evaluate import evaluate
 from daemon.core.model import Alert, SeriesKey
 from daemon.core.scopes import pod_label
-from daemon.core.windows import window_at
 from daemon.pipeline.cycle import Deps, fetch_pods, needed_series
 from daemon.pipeline.outbox import deliver_due
 
@@ -30,17 +29,15 @@ def build_digest(deps: Deps) -> Alert | None:
     if config.digest is None or not notify:
         return None
     now = deps.clock()
-    zone = config.zone
-    start = min(window_at("week", now, zone).start, window_at("month", now, zone).start)
     end = now + timedelta(hours=1)
+    # needed_series includes each account's GPU-type and pod series from the
+    # digest's earliest window on; summarize cuts the windows itself
+    points = {s: deps.store.points(s, st, end) for s, st in needed_series(config, now).items()}
     accounts = [a.name for a in config.accounts]
-    gpu_points = [
-        p for a in accounts for p in deps.store.points(SeriesKey(a, "gpuTypeId"), start, end)
-    ]
-    pod_points = [p for a in accounts for p in deps.store.points(SeriesKey(a, "podId"), start, end)]
+    gpu_points = [p for a in accounts for p in points[SeriesKey(a, "gpuTypeId")]]
+    pod_points = [p for a in accounts for p in points[SeriesKey(a, "podId")]]
     pods = fetch_pods(deps)
     pods_by_id = {p.id: p for ps in pods.values() if ps for p in ps}
-    points = {s: deps.store.points(s, st, end) for s, st in needed_series(config, now).items()}
     statuses = evaluate(config, points, pods, now).statuses
     data = summarize(
         config, gpu_points, pod_points, statuses, now, pod_label=lambda i: pod_label(i, pods_by_id)
