@@ -38,18 +38,21 @@ def check(path: Path, env: Mapping[str, str], *, dry_run: bool, out: TextIO | No
 
 
 def print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
-    verb = "would send" if dry_run else "sent"
+    # a real run has queued the alert; the delivery lines below say how sending went
+    verb = "would send to" if dry_run else "queued for"
     for acc, err in result.fetch_errors.items():
         print(f"billing API unusable for account {acc}: {err}", file=out)
     if not result.alerts:
         print("no new alerts", file=out)
     for a in result.alerts:
         print(
-            f"{verb} to {', '.join(a.notifiers) or 'nobody'}: {render.console_text(a.payload)}",
+            f"{verb} {', '.join(a.notifiers) or 'nobody'}: {render.console_text(a.payload)}",
             file=out,
         )
     for line in result.enforcement_log:
         print(line, file=out)
+    for alert_id, notifier in result.delivery.delivered:
+        print(f"delivered to {notifier}: {alert_id}", file=out)
     for alert_id, notifier, error, permanent in result.delivery.failed:
         kind = "permanently failed" if permanent else "failed, will retry"
         print(f"delivery to {notifier} {kind}: {alert_id}: {error}", file=out)

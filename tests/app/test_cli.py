@@ -224,7 +224,8 @@ def test_check_sends_alerts_once_then_nothing_new(
         assert r.headers["webhook-id"] == r.json["id"]
     assert by_budget["all-24h"].json["threshold_percent"] == 100
     assert by_budget["notebook-24h"].json["threshold_percent"] == 50
-    assert p.stdout.count("sent to hook") == 2
+    assert p.stdout.count("queued for hook") == 2
+    assert p.stdout.count("delivered to hook: ") == 2
 
     again = run_cli("check", "-c", str(cfg), env=env)
     assert again.returncode == 0
