@@ -14,11 +14,57 @@ from typing import Any, Literal
 BucketSize = Literal["hour", "day", "week", "month", "year"]
 Grouping = Literal["podId", "gpuTypeId"]
 
+#: A billing family: one stream of spend per account. ``account`` is the whole
+#: account's total (v2 ``GET /billing``; v1 the sum of its three billing calls),
+#: kept with one point per component family (``resource`` = ``total``, ``pods``,
+#: ``serverless``, ``storage``, ``clusters``, ``public_endpoints``). The others
+#: hold one point per resource (pod, serverless endpoint, network volume,
+#: cluster) and bucket; ``public_endpoints`` has no ids (``resource`` = ``""``).
+Family = Literal["account", "pods", "serverless", "storage", "clusters", "public_endpoints"]
+#: The resource families a budget's ``resources:`` may name, in display order.
+RESOURCE_FAMILIES: tuple[str, ...] = (
+    "pods", "serverless", "storage", "clusters", "public_endpoints",
+)
+TOTAL = "total"  # the ``resource`` of an account point holding ``totalAmount``
+
 
 class PodStatus(StrEnum):
     RUNNING = "RUNNING"
     EXITED = "EXITED"
     TERMINATED = "TERMINATED"
+    PROVISIONING = "PROVISIONING"
+    STARTING = "STARTING"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRecord:
+    """One billing record, the same whichever API version sent it.
+
+    ``[start, end)`` is the bucket (UTC); ``resource`` as in :data:`Family`;
+    ``components`` are the named parts of ``amount`` that the daemon keeps
+    (for ``account``: spend per resource family; empty elsewhere).
+    """
+
+    family: Family
+    resource: str
+    start: datetime
+    end: datetime
+    amount: float
+    components: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def hours(self) -> int:
+        return round((self.end - self.start).total_seconds() / 3600)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A named serverless endpoint or network volume from RunPod's listings."""
+
+    family: Literal["serverless", "storage"]
+    id: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +97,14 @@ class NetworkVolumeRecord:
 
 @dataclass(frozen=True, slots=True)
 class Pod:
-    """The parts of ``GET /pods`` the daemon uses.
+    """The parts of ``GET /pods`` the daemon uses, whichever API version sent them.
 
-    ``gpu_type`` is ``gpu.id`` (RunPod's GPU type id, e.g. "NVIDIA H100 80GB HBM3"),
-    ``None`` for CPU pods. ``cost_per_hr`` is the live burn rate in USD/hour.
+    ``gpu_type`` is RunPod's GPU type id (e.g. "NVIDIA H100 80GB HBM3"), ``None``
+    for CPU pods. ``cost_per_hr`` is the live burn rate in USD/hour. ``locked``
+    pods and pods whose ``can_stop`` is False (v2 ``actions`` lack ``stop``) are
+    never stopped. ``gpu_util`` holds each GPU's utilisation in percent (v2
+    ``runtime.gpus[].util``), ``None`` when unknown (v1, or not RUNNING).
+    ``started_at`` is when the current run began (v2 ``startedAt``).
     """
 
     id: str
@@ -63,10 +113,46 @@ class Pod:
     cost_per_hr: float
     gpu_type: str | None = None
     gpu_count: int = 0
+    locked: bool = False
+    can_stop: bool = True
+    gpu_util: tuple[float, ...] | None = None
+    started_at: datetime | None = None
 
     @property
     def running(self) -> bool:
         return self.desired_status is PodStatus.RUNNING
+
+    @property
+    def status(self) -> PodStatus:
+        return self.desired_status
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """A pod as the registry remembers it, also after RunPod stopped listing it."""
+
+    id: str
+    name: str
+    gpu_type: str | None
+    gpu_count: int
+    first_seen: datetime
+    last_seen: datetime
+    last_status: str
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """GraphQL ``myself { clientBalance currentSpendPerHr spendLimit }``."""
+
+    balance: float
+    spend_per_hr: float
+    spend_limit: float | None = None
+
+    @property
+    def runway_hours(self) -> float | None:
+        """Hours until $0 at the current burn; None when nothing burns."""
+        return None if self.spend_per_hr <= 0 else self.balance / self.spend_per_hr
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +203,21 @@ class Group:
     pod_id: str | None = None
     pod_name: str | None = None
     gpu_type: str | None = None
+    endpoint_id: str | None = None
+    endpoint_name: str | None = None
+    volume_id: str | None = None
+    volume_name: str | None = None
 
     @property
     def key(self) -> str:
-        """``pod=ID``, ``gpu=TYPE`` or ``all``: the group part of an alert id."""
+        """``pod=ID``, ``gpu=TYPE``, ``endpoint=ID``, ``volume=ID`` or ``all``:
+        the group part of an alert id."""
         if self.pod_id is not None:
             return f"pod={self.pod_id}"
+        if self.endpoint_id is not None:
+            return f"endpoint={self.endpoint_id}"
+        if self.volume_id is not None:
+            return f"volume={self.volume_id}"
         if self.gpu_type is not None:
             return f"gpu={self.gpu_type}"
         return "all"
@@ -162,7 +257,10 @@ class InstanceStatus:
         return instance_key(self.account, self.budget, self.group.key, self.window.start)
 
 
-AlertKind = Literal["threshold", "forecast", "enforcement", "digest", "test", "health"]
+AlertKind = Literal[
+    "threshold", "forecast", "enforcement", "digest", "test", "health", "idle", "uptime",
+    "balance", "summary",
+]
 
 
 @dataclass(frozen=True, slots=True)
