@@ -157,33 +157,62 @@ class Balance:
 
 @dataclass(frozen=True, slots=True)
 class SeriesKey:
-    """Which billing series a budget needs: one (account, grouping, gpu filter).
-
-    ``gpu_filter`` is the ``gpuTypeId`` query filter pushed to the API, or ``""``
-    for none. Series are always fetched with ``bucketSize=hour``.
-    """
+    """One stream of stored spend: an account's billing family."""
 
     account: str
-    grouping: Grouping
-    gpu_filter: str = ""
+    family: Family
 
 
 @dataclass(frozen=True, slots=True)
 class SpendPoint:
-    """Hourly spend of one group (pod id or GPU type id) in one series."""
+    """Spend of one resource in one bucket ``[time, time + hours)``.
 
-    time: datetime  # hour bucket start, UTC
-    group: str  # pod id for grouping=podId, GPU type id for grouping=gpuTypeId
+    ``hours`` is 1 for an hour bucket and 24 for a whole UTC day; the planner
+    never stores both for the same hour, so summing the points that lie inside
+    a window counts every hour once.
+    """
+
+    time: datetime  # bucket start, UTC
+    resource: str  # pod / endpoint / volume / cluster id; account: TOTAL or a family
     amount: float
+    hours: int = 1
+
+    @property
+    def end(self) -> datetime:
+        from datetime import timedelta
+
+        return self.time + timedelta(hours=self.hours)
+
+
+BucketLen = Literal["hour", "day"]
 
 
 @dataclass(frozen=True, slots=True)
 class FetchRequest:
-    """One planned ``GET /billing/pods`` call (bucketSize=hour)."""
+    """One planned billing call: ``family`` of ``series.account`` in buckets of
+    ``bucket`` over ``[start, end)`` (aligned to the bucket)."""
 
     series: SeriesKey
-    start: datetime  # inclusive, hour aligned
-    end: datetime  # exclusive
+    start: datetime
+    end: datetime
+    bucket: BucketLen = "hour"
+
+
+@dataclass(frozen=True, slots=True)
+class IdleState:
+    """Where one running pod stands for idle guards, kept between polls.
+
+    ``idle_since`` is the time of the first idle sample of the current idle
+    stretch (None while busy); ``run_start`` is the pod's ``startedAt`` for the
+    run the stretch belongs to; ``last_util`` is the highest GPU utilisation
+    of the last sample, taken at ``last_sample_at``.
+    """
+
+    pod_id: str
+    run_start: datetime | None
+    idle_since: datetime | None
+    last_sample_at: datetime
+    last_util: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from daemon.core.model import (
     Alert,
-    BillingRecord,
-    BucketSize,
-    Grouping,
+    Balance,
+    BucketLen,
+    Family,
     Pod,
+    Resource,
     SeriesKey,
     SpendPoint,
+    SpendRecord,
 )
 
 # --------------------------------------------------------------------------- errors
@@ -43,7 +45,8 @@ class ApiError(BoundaryError):
     ``status`` is the last HTTP status (None for transport errors and bad bodies);
     ``reason`` is a short machine word: ``auth``, ``forbidden``, ``rate_limited``,
     ``server``, ``timeout``, ``transport``, ``bad_body``, ``too_large``,
-    ``bad_record``, ``not_found``, ``client``.
+    ``bad_record``, ``not_found``, ``client``, ``gone`` (410: the API version
+    was retired), ``conflict`` (409: the action is not valid for the pod now).
     """
 
     def __init__(
@@ -93,25 +96,48 @@ class StoreError(BoundaryError):
 
 
 class RunPodApi(Protocol):
-    """The calls of RunPod's REST API v1 that the daemon makes.
+    """RunPod, whichever REST API version speaks (v1 or v2): the port the
+    pipeline uses. Nothing above the adapters knows the version; ``version``
+    and ``base_url`` are for messages and ``status`` only.
 
-    Every method returns parsed, validated data or raises ``ApiError``.
+    Every method returns parsed, validated data or raises ``ApiError``. A 410
+    Gone raises ``ApiError(reason="gone", permanent=True)`` whose message says
+    that RunPod retired this API version and how to switch.
     """
 
-    def billing_pods(
-        self,
-        *,
-        bucket_size: BucketSize = "hour",
-        start: datetime | None = None,
-        end: datetime | None = None,
-        grouping: Grouping | None = None,
-        pod_id: str | None = None,
-        gpu_type_id: str | None = None,
-    ) -> list[BillingRecord]: ...
+    version: str
+    base_url: str
+    #: the billing families this API can serve (v1 has no clusters or public endpoints)
+    families: frozenset[str]
+
+    def billing(
+        self, family: Family, *, bucket: BucketLen, start: datetime, end: datetime
+    ) -> list[SpendRecord]:
+        """Spend of ``family`` in buckets of ``bucket`` with ``start <= bucket start < end``.
+
+        ``start``/``end`` are aligned to ``bucket``. Records outside that range,
+        duplicates (same resource and bucket), non-numeric or implausible
+        amounts and times without a zone are refused with ``ApiError(reason=
+        "bad_record")``; nothing of a refused answer is returned."""
+        ...
 
     def list_pods(self) -> list[Pod]: ...
 
-    def stop_pod(self, pod_id: str) -> None: ...
+    def list_resources(self, family: Literal["serverless", "storage"]) -> list[Resource]:
+        """Serverless endpoints or network volumes with their names."""
+        ...
+
+    def stop_pod(self, pod_id: str) -> None:
+        """Stop one pod. A pod that can no longer be stopped (v2 409) raises
+        ``ApiError(reason="conflict", permanent=True)``; it is not retried."""
+        ...
+
+
+class BalanceApi(Protocol):
+    """RunPod's GraphQL ``myself`` query: the prepaid balance. Raises ``ApiError``
+    (``reason="gone"`` on 410)."""
+
+    def balance(self) -> Balance: ...
 
 
 # --------------------------------------------------------------------------- notifiers
