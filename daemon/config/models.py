@@ -240,6 +240,10 @@ class Match(Strict):
     pod_name: str | None = Field(
         default=None, description='Shell-style glob on the pod name, e.g. "train-*".'
     )
+    endpoint_id: list[str] | None = Field(default=None, description="Serverless endpoint ids.")
+    endpoint_name: str | None = Field(default=None, description="Glob on the endpoint name.")
+    volume_id: list[str] | None = Field(default=None, description="Network volume ids.")
+    volume_name: str | None = Field(default=None, description="Glob on the volume name.")
 
     @field_validator("gpu_type", "pod_id")
     @classmethod
@@ -279,9 +283,12 @@ class Budget(Strict):
         default=None, description="Notifier names (default: defaults.notify)."
     )
     match: Match | None = Field(default=None, description="Only count matching spend.")
-    per: Literal["pod", "gpu_type"] | None = Field(
-        default=None, description="One instance per pod or per GPU type."
+    per: Literal["pod", "gpu_type", "endpoint", "volume"] | None = Field(
+        default=None, description="One instance per pod, GPU type, endpoint or volume."
     )
+    resources: list[
+        Literal["pods", "serverless", "storage", "clusters", "public_endpoints"]
+    ] | None = Field(default=None, description="Resource families an unscoped budget counts.")
     except_pods: list[str] = Field(
         default_factory=list, description="Pod ids never counted nor stopped."
     )
@@ -422,6 +429,7 @@ class Api(Strict):
     ``deadline`` bounds a call with all its retries (429, 5xx, timeouts), so a
     hung or failing API cannot hold a poll cycle for longer than that."""
 
+    version: Literal["v2", "v1"] = Field(default="v2", description="RunPod REST API version.")
     timeout: str = Field(default="10s", description="One HTTP attempt at most.")
     deadline: str = Field(default="60s", description="One call with its retries at most.")
 

@@ -17,6 +17,9 @@ Rules
 * A pod that is not ``RUNNING`` in the pod list (or not listed at all) is never
   stopped. For a ``per: pod`` instance that gives ``Refusal(reason="not_running")``;
   an aggregate instance simply ignores pods that are not burning.
+* A pod that RunPod reports ``locked``, or whose ``actions`` lack ``stop``
+  (``can_stop`` False), is never stopped: ``Refusal(reason="locked")`` or
+  ``Refusal(reason="not_stoppable")``; its burn still counts.
 * ``per: pod`` instances stop their one pod.
 * Aggregate instances (GPU type, account-wide, ``match`` without ``per``) stop
   running pods from ``status.pod_ids`` (minus ``except_pods``), highest burn
@@ -57,7 +60,10 @@ from daemon.core.model import InstanceStatus, Pod, fmt_num
 if TYPE_CHECKING:
     from daemon.config.models import Budget, Config
 
-RefusalReason = Literal["stale_data", "pods_unavailable", "protected", "not_running", "cap_reached"]
+RefusalReason = Literal[
+    "stale_data", "pods_unavailable", "protected", "not_running", "cap_reached", "locked",
+    "not_stoppable",
+]
 
 REFUSAL_REASONS: tuple[RefusalReason, ...] = (
     "stale_data",
@@ -65,6 +71,8 @@ REFUSAL_REASONS: tuple[RefusalReason, ...] = (
     "protected",
     "not_running",
     "cap_reached",
+    "locked",
+    "not_stoppable",
 )
 
 _REASON_TEXT: dict[str, str] = {
@@ -73,6 +81,8 @@ _REASON_TEXT: dict[str, str] = {
     "protected": "pod is in except_pods",
     "not_running": "pod is not running",
     "cap_reached": "max_stops_per_cycle reached",
+    "locked": "the pod is locked at RunPod and cannot be stopped",
+    "not_stoppable": "RunPod does not offer a stop for this pod now",
 }
 
 
@@ -160,6 +170,15 @@ def fits(spend: float, burn_per_hr: float, hours: float, limit: float) -> bool:
     return spend + burn_per_hr * hours <= limit + 1e-9
 
 
+def unstoppable(pod: Pod) -> RefusalReason | None:
+    """Why RunPod would refuse to stop ``pod`` (locked, no stop action), or None."""
+    if pod.locked:
+        return "locked"
+    if not pod.can_stop:
+        return "not_stoppable"
+    return None
+
+
 def _index(pods: Sequence[Pod]) -> dict[str, Pod]:
     return {p.id: p for p in pods}
 
@@ -238,6 +257,8 @@ def plan_enforcement(
                 refusals.append(_refusal(status, "protected", pid, name, dry_run))
             elif pod is None or not pod.running:
                 refusals.append(_refusal(status, "not_running", pid, name, dry_run))
+            elif (blocked := unstoppable(pod)) is not None:
+                refusals.append(_refusal(status, blocked, pid, name, dry_run))
             else:
                 wanted.append(_action(status, pod, dry_run))
             continue
@@ -257,6 +278,10 @@ def plan_enforcement(
         for pod in stoppable:
             if fits(status.spend, burn_left, hours, status.limit):
                 break
+            blocked = unstoppable(pod)
+            if blocked is not None:  # keeps burning; the next pod has to make room
+                refusals.append(_refusal(status, blocked, pod.id, pod.name, dry_run))
+                continue
             wanted.append(_action(status, pod, dry_run))
             burn_left -= max(pod.cost_per_hr, 0.0)
 
@@ -314,9 +339,9 @@ def describe_plan(plan: EnforcementPlan) -> list[str]:
         if r.reason == "not_running":
             idle += 1
             continue
-        what = f"pod {r.pod_id}" if r.pod_id is not None else "nothing"
+        what = f"not stopping pod {r.pod_id}" if r.pod_id is not None else "stopping no pod"
         lines.append(
-            f"not stopping {what} [{r.account}/{r.budget} {r.status.group.key}]: "
+            f"{what} [{r.account}/{r.budget} {r.status.group.key}]: "
             f"{r.reason} ({describe_reason(r.reason)})"
         )
     if idle:

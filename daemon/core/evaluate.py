@@ -1,14 +1,15 @@
-"""(config, points, pods, now) -> where every budget instance stands, and what
+"""(config, spend, pods, now) -> where every budget instance stands, and what
 is worth telling people (before dedupe).
 
-* spend: the sum of the instance's hour buckets in the window, including the
+* spend: the sum of the instance's buckets in the window, including the
   newest, provisional hour (RunPod bills every few minutes, so it only grows).
-* forecast: spend so far + live burn x hours left in the window, where live
-  burn is the sum of ``cost_per_hr`` of the RUNNING pods in scope. When the
-  pods list is unavailable the burn is estimated from recent spend instead:
-  the average hourly spend of the (up to) two complete hours before the
-  current one that lie in the window. In the first hour of a window there is
-  no complete hour yet and the forecast is unknown (``None``).
+* forecast: spend so far + burn x hours left in the window. The burn is the
+  live ``cost_per_hr`` of the RUNNING pods in scope plus, for resources with
+  no live rate (serverless, storage, clusters, public endpoints), their
+  recent hourly spend: the average of the (up to) two complete hours before
+  the current one that lie in the window. When the pods list is unavailable
+  the pods' burn is estimated the same way. In the first hour of a window
+  there is no complete hour yet and an estimated forecast is unknown (``None``).
 * findings: one ``threshold`` finding for the highest threshold crossed
   (spend >= threshold% of limit), and one ``forecast`` finding when forecasts
   are on, spend is still under the limit and the forecast reaches it.
@@ -23,20 +24,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from daemon.config.models import Budget, Config
-from daemon.core.model import (
-    Contributor,
-    Finding,
-    InstanceStatus,
-    Pod,
-    SeriesKey,
-    SpendPoint,
-    Window,
-)
-from daemon.core.scopes import Instance, fold_gpu, instances_for, pod_label
+from daemon.core.model import Contributor, Finding, InstanceStatus, Pod, Window
+from daemon.core.scopes import Instance, instances_for, series_for
+from daemon.core.spend import SeriesView, SpendData, total
 from daemon.core.windows import HOUR, floor_hour, time_left, window_at
 
 TOP_CONTRIBUTORS = 5
-RATE_HOURS = 2  # complete hours averaged when live burn is unknown
+RATE_HOURS = 2  # complete hours averaged when a live burn is unknown
 _EPS = 1e-9  # tolerance (USD x 100) for float sums that land exactly on a threshold
 
 
@@ -64,52 +58,56 @@ class Evaluation:
 
 def evaluate(
     config: Config,
-    points: Mapping[SeriesKey, Sequence[SpendPoint]],
+    data: SpendData,
     pods: Mapping[str, Sequence[Pod] | None],
     now: datetime,
 ) -> Evaluation:
     """Evaluate every budget x account (``config.budget_accounts``) x instance.
 
-    ``points`` holds the stored hourly points per series (at least the budgets'
-    windows; points outside a window are ignored). ``pods`` maps each account to
-    its ``GET /pods`` list, or None when that call failed (a missing account
-    counts as failed).
+    ``data`` holds the stored points per series (at least the budgets' windows),
+    the pod registry and resource names; ``pods`` maps each account to its
+    ``GET /pods`` list, or None when that call failed (a missing account counts
+    as failed).
     """
-    out = Evaluation()
+    statuses: list[InstanceStatus] = []
+    findings: list[Finding] = []
     for budget in config.budgets:
         for account in config.budget_accounts(budget):
-            out = out + evaluate_budget(config, budget, account, points, pods.get(account), now=now)
-    return out
+            ev = evaluate_budget(config, budget, account, data, pods.get(account), now=now)
+            statuses += ev.statuses
+            findings += ev.findings
+    return Evaluation(statuses, findings)
 
 
 def evaluate_budget(
     config: Config,
     budget: Budget,
     account: str,
-    points: Mapping[SeriesKey, Sequence[SpendPoint]],
+    data: SpendData,
     pods: Sequence[Pod] | None,
     *,
     now: datetime,
 ) -> Evaluation:
     """Evaluate one budget for one account: its statuses and findings."""
     window = window_at(budget.window, now, config.zone)
+    key = series_for(budget, account)
+    view = data.view(key)
+    sums = view.window(window.start, window.end)
     scope = instances_for(
         budget,
         account,
-        points,
+        list(sums),
         pods,
-        start=window.start,
-        end=window.end,
+        registry=data.registry.get(account, {}),
+        names=data.names.get((account, key.family), {}),
     )
-    if scope.skipped is not None:
-        return Evaluation(skipped=[Skipped(account, budget.name, scope.skipped)])
-    pods_by_id = None if pods is None else {p.id: p for p in pods}
     statuses = [
-        instance_status(config, budget, account, window, inst, pods_by_id=pods_by_id, now=now)
+        instance_status(
+            config, budget, account, window, inst, view=view, live=pods is not None, now=now
+        )
         for inst in scope.instances
     ]
-    findings = [f for s in statuses for f in findings_for(s)]
-    return Evaluation(statuses, findings)
+    return Evaluation(statuses, [f for s in statuses for f in findings_for(s)])
 
 
 def instance_status(
@@ -119,23 +117,25 @@ def instance_status(
     window: Window,
     inst: Instance,
     *,
-    pods_by_id: Mapping[str, Pod] | None,
+    view: SeriesView,
+    live: bool,
     now: datetime,
 ) -> InstanceStatus:
     """Spend, forecast, contributors and pods of one instance at ``now``.
 
-    ``pods_by_id`` is the account's pods list by id, None when it is unknown
-    (the forecast then uses :func:`recent_rate`).
+    ``live`` says whether the account's pods list is known (else the pods'
+    burn is estimated from recent spend, see :func:`recent_rate`).
     """
-    spend = math.fsum(p.amount for p in inst.points)
+    sums = view.window(window.start, window.end)
+    spend = total(sums, inst.resources)
     hours_left = time_left(window, now) / HOUR
-    forecast: float | None
-    if pods_by_id is not None:
-        burn = math.fsum(p.cost_per_hr for p in inst.running)
-        forecast = spend + burn * hours_left
+    if inst.burns_live and live:
+        rate = recent_rate(view, inst.rate_resources, window, now) if inst.rate_resources else 0.0
+        burn = math.fsum(p.cost_per_hr for p in inst.running) + (rate or 0.0)
+        forecast: float | None = spend + burn * hours_left
     else:
-        rate = recent_rate(inst, window, now)
-        forecast = None if rate is None else spend + rate * hours_left
+        estimated = recent_rate(view, inst.resources, window, now)
+        forecast = None if estimated is None else spend + estimated * hours_left
     return InstanceStatus(
         account=account,
         budget=budget.name,
@@ -146,14 +146,16 @@ def instance_status(
         forecast=forecast,
         thresholds=tuple(config.effective_thresholds(budget)),
         forecast_enabled=config.effective_forecast(budget),
-        top_contributors=top_contributors(inst, pods_by_id or {}),
-        pod_ids=_pod_ids(inst),
+        top_contributors=top_contributors(inst, sums),
+        pod_ids=_pod_ids(inst, sums),
     )
 
 
-def recent_rate(inst: Instance, window: Window, now: datetime) -> float | None:
-    """Average hourly spend of the last ``RATE_HOURS`` complete hours in the window,
-    or None if the window has no complete hour yet."""
+def recent_rate(
+    view: SeriesView, resources: Sequence[str], window: Window, now: datetime
+) -> float | None:
+    """Average hourly spend of ``resources`` over the last ``RATE_HOURS``
+    complete hours in the window, or None if the window has no complete hour yet."""
     current = floor_hour(now)
     hours = [
         current - k * HOUR
@@ -162,35 +164,25 @@ def recent_rate(inst: Instance, window: Window, now: datetime) -> float | None:
     ]
     if not hours:
         return None
-    wanted = set(hours)
-    return math.fsum(p.amount for p in inst.points if p.time in wanted) / len(hours)
+    return math.fsum(total(view.hour(h), resources) for h in hours) / len(hours)
 
 
 def top_contributors(
-    inst: Instance, pods_by_id: Mapping[str, Pod], n: int = TOP_CONTRIBUTORS
+    inst: Instance, sums: Mapping[str, float], n: int = TOP_CONTRIBUTORS
 ) -> tuple[Contributor, ...]:
-    """The ``n`` biggest pods (or GPU types) of an aggregate instance, by spend."""
-    if not inst.aggregate:
-        return ()
-    sums: dict[str, float] = {}
-    spell: dict[str, str] = {}
-    for p in inst.points:
-        key = fold_gpu(p.group) if inst.by == "gpu_type" else p.group
-        sums[key] = sums.get(key, 0.0) + p.amount
-        spell[key] = min(spell.get(key, p.group), p.group)
+    """The ``n`` biggest resources (pods, endpoints, volumes or resource
+    families) of an aggregate instance, by spend in the window."""
     ranked = sorted(
-        ((s, k) for k, s in sums.items() if s > 0), key=lambda sk: (-sk[0], spell[sk[1]])
+        ((sums.get(r, 0.0), label) for r, label in inst.contributors if sums.get(r, 0.0) > 0),
+        key=lambda sl: (-sl[0], sl[1]),
     )
-    return tuple(
-        Contributor(label=spell[k] if inst.by == "gpu_type" else pod_label(k, pods_by_id), spend=s)
-        for s, k in ranked[:n]
-    )
+    return tuple(Contributor(label=label, spend=s) for s, label in ranked[:n])
 
 
-def _pod_ids(inst: Instance) -> tuple[str, ...]:
+def _pod_ids(inst: Instance, sums: Mapping[str, float]) -> tuple[str, ...]:
     ids = {p.id for p in inst.running}
-    if inst.by == "pod":
-        ids |= {p.group for p in inst.points if p.amount > 0}
+    if inst.series.family == "pods":
+        ids |= {r for r in inst.resources if sums.get(r, 0.0) > 0}
     return tuple(sorted(ids))
 
 

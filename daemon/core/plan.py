@@ -1,84 +1,180 @@
-"""The fetch planner: which ``GET /billing/pods`` calls (bucketSize=hour) a poll
-makes, given what each series must cover and what the store holds already.
+"""The fetch planner: which billing calls a poll makes, at which bucket size,
+given the windows each series must cover and what the store holds already.
 
-Closed hours are stored and not fetched again, except the settle period: the
-newest closed hours (two by default), which RunPod may still revise. The
-current hour is provisional and fetched on every poll. A stored range that
-ended long ago (the daemon was down) is refetched from its end, so the gap is
-filled by the same single request.
+RunPod v2 answers one record per resource and bucket, so a month of hour
+buckets for 2,000 pods is about 1.5 M records. The planner therefore asks for
+whole, settled UTC days as ``day`` buckets and for hours only where they are
+needed (contract: "RunPod API versions"; docs/architecture.md "Billing series"):
+
+* every hour of a rolling window (its start moves every hour);
+* the edges of a calendar window that cut a UTC day (a ``day`` window in
+  Europe/Berlin starts at 23:00Z; a month's first local day too);
+* the settle period (the newest closed hours, which RunPod may still revise)
+  and the current, provisional hour, fetched again on every poll.
+
+A day already held as 24 hour buckets is never fetched again as a day. Closed
+buckets are never fetched twice, except the settle period. When an hour must
+be held as an hour but the store has its day as one day bucket (the config
+changed), the whole day is fetched again in hours, so the store never holds a
+day bucket and hour buckets for the same time: summing the buckets that lie
+inside a window counts each hour once.
+
+Requests are split into chunks of at most ``max_hours`` hour buckets or
+``max_days`` day buckets so that no answer outgrows the client's body cap;
+each chunk is stored as it arrives, so a failure mid-way refetches only what
+was not stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from daemon.config.models import Config
-from daemon.core.model import FetchRequest, SeriesKey
-from daemon.core.ports import Coverage
-from daemon.core.scopes import series_for
-from daemon.core.windows import HOUR, floor_hour, window_at
+from daemon.core.model import BucketLen, FetchRequest, SeriesKey, Window
+from daemon.core.windows import HOUR, floor_hour
 
 SETTLE = timedelta(hours=2)
+MAX_HOURS = 24  # hour buckets per request
+MAX_DAYS = 16  # day buckets per request
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Held(Protocol):
+    """A stored range of a series at one bucket length (``hours`` 1 or 24)."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def hours(self) -> int: ...
+
+
+def _h(t: datetime) -> int:
+    """Hours since the epoch of an hour-aligned time."""
+    return int((t - _EPOCH).total_seconds()) // 3600
+
+
+def _t(h: int) -> datetime:
+    return _EPOCH + timedelta(hours=h)
+
+
+def _ceil_h(t: datetime) -> int:
+    f = floor_hour(t)
+    return _h(f) + (1 if f < t else 0)
+
+
+def hourly_needs(windows: Iterable[Window], now: datetime) -> set[int]:
+    """Hours (since the epoch) that must be held as hour buckets for ``windows``."""
+    end = _h(floor_hour(now)) + 1
+    need: set[int] = set()
+    for w in windows:
+        start = _h(floor_hour(w.start))
+        if w.rolling:
+            need.update(range(start, end))
+            continue
+        # from the window start to the next UTC midnight, unless it is one
+        if start % 24 or w.start != floor_hour(w.start):
+            need.update(range(start, min(end, (start // 24 + 1) * 24)))
+        # a window ending mid-day (it is in the future for a current window,
+        # but a past window could): its last day in hours
+        stop = _ceil_h(w.end)
+        if stop % 24 and stop <= end:
+            need.update(range(max(start, stop // 24 * 24), stop))
+    return need
+
+
+def plan_series(
+    series: SeriesKey,
+    windows: Sequence[Window],
+    held: Sequence[Held],
+    now: datetime,
+    *,
+    settle: timedelta = SETTLE,
+    max_hours: int = MAX_HOURS,
+    max_days: int = MAX_DAYS,
+) -> list[FetchRequest]:
+    """The requests that bring one series up to date for ``windows`` at ``now``."""
+    if not windows:
+        return []
+    current = _h(floor_hour(now))
+    end = current + 1
+    first = min(_h(floor_hour(w.start)) for w in windows)
+    first = min(first, current)
+    settled = current - int(settle / HOUR)  # hours >= this are fetched every poll
+
+    have_hour: set[int] = set()
+    have_day: set[int] = set()
+    for c in held:
+        a, b = _h(floor_hour(c.start)), _h(floor_hour(c.end))
+        if c.hours >= 24:
+            have_day.update(range(-(-a // 24), b // 24))
+        else:
+            have_hour.update(range(a, b))
+
+    hourly = hourly_needs(windows, now)
+    fetch_hours: set[int] = set(range(max(first, settled), end))
+    fetch_days: set[int] = set()
+    for day in range(first // 24, (end - 1) // 24 + 1):
+        hours = range(max(day * 24, first), min(day * 24 + 24, end))
+        whole = day * 24 >= first and day * 24 + 24 <= settled
+        if whole and not any(h in hourly for h in hours):
+            if day not in have_day and not all(h in have_hour for h in hours):
+                fetch_days.add(day)
+            continue
+        missing = [h for h in hours if h not in have_hour and h not in fetch_hours]
+        if not missing:
+            continue
+        if day in have_day:  # the day is stored whole: replace it by its hours
+            fetch_hours.update(range(day * 24, day * 24 + 24))
+        else:
+            fetch_hours.update(missing)
+
+    out = [
+        FetchRequest(series, _t(a), _t(b), "hour") for a, b in _runs(fetch_hours, max_hours)
+    ]
+    out += [
+        FetchRequest(series, _t(a * 24), _t(b * 24), "day")
+        for a, b in _runs(fetch_days, max_days)
+    ]
+    return sorted(out, key=lambda r: (r.start, r.bucket))
 
 
 def plan_fetch(
-    needed: Mapping[SeriesKey, datetime],
-    coverage: Mapping[SeriesKey, Coverage | None],
+    needed: Mapping[SeriesKey, Sequence[Window]],
+    held: Mapping[SeriesKey, Sequence[Held]],
     now: datetime,
+    *,
     settle: timedelta = SETTLE,
+    max_hours: int = MAX_HOURS,
+    max_days: int = MAX_DAYS,
 ) -> list[FetchRequest]:
-    """The fewest requests that bring every needed series up to date.
-
-    ``needed`` maps a series to the earliest hour it must hold; ``coverage`` is
-    the store's ``[start, end)`` for it (None or missing: nothing stored). Every
-    request ends at ``floor_hour(now) + 1h`` except a backfill, which ends where
-    the stored range begins. Requests are ordered by series, then start.
-    """
-    current = floor_hour(now)
-    end = current + HOUR
+    """Every series' requests, ordered by series (account, family), then time."""
     out: list[FetchRequest] = []
-    for series in sorted(needed, key=lambda k: (k.account, k.grouping, k.gpu_filter)):
-        start = min(floor_hour(needed[series]), current)
-        cov = coverage.get(series)
-        if cov is None or cov.end <= cov.start:
-            out.append(FetchRequest(series, start, end))
-            continue
-        # the current hour is never "covered"; the newest closed hours settle
-        forward = max(start, min(floor_hour(cov.end), current) - settle)
-        forward = min(forward, current)
-        cov_start = floor_hour(cov.start)
-        if start >= cov_start:
-            out.append(FetchRequest(series, forward, end))
-        elif cov_start < forward:  # a longer window: backfill before the stored range
-            out.append(FetchRequest(series, start, cov_start))
-            out.append(FetchRequest(series, forward, end))
-        else:  # the backfill would adjoin or overlap the forward request: one call
-            out.append(FetchRequest(series, start, end))
+    for series in sorted(needed, key=lambda k: (k.account, k.family)):
+        out += plan_series(
+            series,
+            needed[series],
+            held.get(series, ()),
+            now,
+            settle=settle,
+            max_hours=max_hours,
+            max_days=max_days,
+        )
     return out
 
 
-def needed_start(
-    config: Config, accounts: Iterable[str], now: datetime
-) -> dict[SeriesKey, datetime]:
-    """Each series the budgets need in ``accounts``, with the earliest hour it
-    must hold at ``now``: the earliest window start among the budgets using it,
-    floored to the hour."""
-    wanted = set(accounts)
-    out: dict[SeriesKey, datetime] = {}
-    for budget in config.budgets:
-        start = floor_hour(window_at(budget.window, now, config.zone).start)
-        for account in config.budget_accounts(budget):
-            if account not in wanted:
-                continue
-            for series in series_for(budget, account):
-                prev = out.get(series)
-                out[series] = start if prev is None else min(prev, start)
+def _runs(units: set[int], size: int) -> list[tuple[int, int]]:
+    """Contiguous runs of ``units`` as ``[a, b)``, each at most ``size`` long."""
+    out: list[tuple[int, int]] = []
+    for u in sorted(units):
+        if out and out[-1][1] == u and u - out[-1][0] < size:
+            out[-1] = (out[-1][0], u + 1)
+        else:
+            out.append((u, u + 1))
     return out
 
 
-def month_start(now: datetime, zone: ZoneInfo) -> datetime:
-    """The first hour bucket the current calendar month (in ``zone``) needs: the
-    digest's look-back, floored to the hour."""
-    return floor_hour(window_at("month", now, zone).start)
+def bucket_hours(bucket: BucketLen) -> int:
+    return 24 if bucket == "day" else 1

@@ -1,43 +1,35 @@
-"""Budget scopes: which billing series a budget needs and how its spend is cut
-into budget instances (``all``, one per GPU type, or one per pod).
+"""Budget scopes: which billing series a budget reads and how its spend is cut
+into budget instances (contract "What a budget counts").
 
-Rules (contract "Config (YAML)"):
+* A budget with no pod, endpoint or volume condition counts the whole account:
+  the ``account`` series, resource ``total`` (or the families listed in
+  ``resources``, which the account series keeps as components).
+* Pod conditions (``match.pod_id``, ``match.pod_name``, ``match.gpu_type``,
+  ``per: pod``, ``per: gpu_type``, ``except_pods``) read the ``pods`` series:
+  one point per pod and bucket. A pod's name and GPU type come from the live
+  ``GET /pods`` list, else from the pod registry (pods RunPod no longer lists);
+  a pod never seen has no name and GPU type ``unknown``.
+* Endpoint conditions read ``serverless``, volume conditions ``storage``, with
+  names from RunPod's listings as remembered in the state.
 
-* ``match`` keys are AND together, lists are OR within a key. GPU type names
-  compare with :func:`fold_gpu` (case-insensitive, runs of whitespace folded).
-* ``match.pod_name`` is a shell glob (:func:`fnmatch.fnmatchcase`, so case
-  sensitive) matched against the pod names of ``GET /pods``. A pod that is not
-  in that list (deleted, or the call failed) has no known name and does not
-  match; when the pods list is unavailable a budget that needs names is
-  skipped for the cycle rather than evaluated on a guess.
-* ``except_pods`` removes pods both from spend and from live burn.
+``match`` keys are AND together, lists are OR within a key. GPU type names
+compare with :func:`fold_gpu`; name globs use :func:`fnmatch.fnmatchcase` and
+are matched once per resource, not once per point.
 
-Series (docs/architecture.md "Billing series"):
-
-* no pod condition (account-wide, ``match.gpu_type``, ``per: gpu_type``):
-  ``gpuTypeId`` grouping, no filter;
-* a pod condition (``match.pod_id``, ``match.pod_name``, ``per: pod``,
-  ``except_pods``): ``podId`` grouping, no filter; or, if the budget also
-  matches GPU types, one ``podId`` series per GPU type with ``gpu_filter`` set to
-  the name exactly as configured (names that fold equal are fetched once).
-
-A pod-level budget with ``per: gpu_type`` but no ``match.gpu_type`` learns each
-pod's GPU type from ``GET /pods``; it is skipped when that call failed, and the
-spend of pods no longer listed is grouped under GPU type ``unknown``.
+Pure: plain data in, plain data out.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
 
 from daemon.config.models import Budget
-from daemon.core.model import Group, Pod, SeriesKey, SpendPoint
+from daemon.core.model import TOTAL, Family, Group, Pod, PodInfo, SeriesKey
 
 UNKNOWN_GPU = "unknown"
+NON_POD_FAMILIES = ("serverless", "storage", "clusters", "public_endpoints")
 
 
 def fold_gpu(name: str) -> str:
@@ -45,47 +37,29 @@ def fold_gpu(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def needs_pod_grouping(budget: Budget) -> bool:
-    """Whether the budget's spend must be fetched per pod (``podId`` grouping)."""
+def budget_family(budget: Budget) -> Family:
+    """The series a budget reads: ``account``, ``pods``, ``serverless`` or ``storage``."""
     m = budget.match
-    return bool(
-        budget.per == "pod"
+    if budget.per == "endpoint" or (
+        m is not None and (m.endpoint_id is not None or m.endpoint_name is not None)
+    ):
+        return "serverless"
+    if budget.per == "volume" or (
+        m is not None and (m.volume_id is not None or m.volume_name is not None)
+    ):
+        return "storage"
+    if (
+        budget.per in ("pod", "gpu_type")
         or budget.except_pods
-        or (m is not None and (m.pod_id is not None or m.pod_name is not None))
-    )
+        or (m is not None and (m.pod_id is not None or m.pod_name is not None or m.gpu_type))
+    ):
+        return "pods"
+    return "account"
 
 
-def gpu_filters(budget: Budget) -> list[str]:
-    """The configured GPU type names of ``match.gpu_type``, one per folded name,
-    in configuration order (empty when the budget does not match GPU types)."""
-    if budget.match is None or budget.match.gpu_type is None:
-        return []
-    seen: set[str] = set()
-    out: list[str] = []
-    for name in budget.match.gpu_type:
-        key = fold_gpu(name)
-        if key not in seen:
-            seen.add(key)
-            out.append(name)
-    return out
-
-
-def series_for(budget: Budget, account: str) -> set[SeriesKey]:
-    """The hourly billing series ``budget`` needs for ``account``."""
-    if not needs_pod_grouping(budget):
-        return {SeriesKey(account, "gpuTypeId")}
-    filters = gpu_filters(budget)
-    if filters:
-        return {SeriesKey(account, "podId", f) for f in filters}
-    return {SeriesKey(account, "podId")}
-
-
-def needs_pod_names(budget: Budget) -> bool:
-    """Whether evaluating ``budget`` requires ``GET /pods`` (names or GPU types of pods)."""
-    m = budget.match
-    if m is not None and m.pod_name is not None:
-        return True
-    return budget.per == "gpu_type" and needs_pod_grouping(budget) and not gpu_filters(budget)
+def series_for(budget: Budget, account: str) -> SeriesKey:
+    """The billing series ``budget`` reads in ``account``."""
+    return SeriesKey(account, budget_family(budget))
 
 
 # --------------------------------------------------------------------------- instances
@@ -95,176 +69,217 @@ def needs_pod_names(budget: Budget) -> bool:
 class Instance:
     """One budget instance's share of the data, before any arithmetic.
 
-    ``points`` are the in-scope points; their ``group`` is a pod id when
-    ``by == "pod"`` and a GPU type id when ``by == "gpu_type"``.
-    ``running`` are the RUNNING pods in scope (live burn, enforcement).
+    ``resources`` are the resources of ``series`` whose spend counts;
+    ``running`` the RUNNING pods in scope (live burn, enforcement) when
+    ``burns_live``; ``rate_resources`` are the resources whose recent hourly
+    spend stands in for a live rate (serverless, storage: they have none);
+    ``contributors`` the resources ranked for "top contributors" with their
+    labels (empty for a single-resource instance).
     """
 
     group: Group
-    by: Literal["pod", "gpu_type"]
-    points: tuple[SpendPoint, ...] = ()
+    series: SeriesKey
+    resources: tuple[str, ...]
     running: tuple[Pod, ...] = ()
-    aggregate: bool = True  # False for a per-pod instance (no contributors)
+    burns_live: bool = False
+    rate_resources: tuple[str, ...] = ()
+    contributors: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The instances of one budget in one account, or why it cannot be evaluated."""
+    """The instances of one budget in one account."""
 
     instances: list[Instance] = field(default_factory=list)
     skipped: str | None = None
 
 
-def pod_label(pod_id: str, pods_by_id: Mapping[str, Pod]) -> str:
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """What is known of a pod id: live when listed now, else from the registry."""
+
+    name: str | None
+    gpu_type: str | None
+
+
+def pod_facts(
+    pod_id: str, live: Mapping[str, Pod], registry: Mapping[str, PodInfo]
+) -> PodFacts:
+    pod = live.get(pod_id)
+    if pod is not None:
+        return PodFacts(pod.name, pod.gpu_type or UNKNOWN_GPU)
+    info = registry.get(pod_id)
+    if info is not None:
+        return PodFacts(info.name, info.gpu_type or UNKNOWN_GPU)
+    return PodFacts(None, UNKNOWN_GPU)
+
+
+def pod_label(pod_id: str, name: str | None) -> str:
     """How a pod is named in contributor lists: ``name (id)`` when known, else the id."""
-    pod = pods_by_id.get(pod_id)
-    return f"{pod.name} ({pod_id})" if pod is not None else pod_id
+    return f"{name} ({pod_id})" if name else pod_id
+
+
+def pod_matcher(
+    budget_match: object | None, except_pods: Sequence[str]
+) -> Callable[[str, PodFacts], bool]:
+    """``(pod id, facts) -> in scope`` for a budget's or guard's pod keys."""
+    excluded = set(except_pods)
+    ids = getattr(budget_match, "pod_id", None)
+    ids = set(ids) if ids is not None else None
+    glob = getattr(budget_match, "pod_name", None)
+    gpus = getattr(budget_match, "gpu_type", None)
+    want = {fold_gpu(g) for g in gpus} if gpus else None
+
+    def ok(pod_id: str, facts: PodFacts) -> bool:
+        if pod_id in excluded or (facts.name is not None and facts.name in excluded):
+            return False
+        if ids is not None and pod_id not in ids:
+            return False
+        if glob is not None and (facts.name is None or not fnmatch.fnmatchcase(facts.name, glob)):
+            return False
+        return want is None or fold_gpu(facts.gpu_type or UNKNOWN_GPU) in want
+
+    return ok
 
 
 def instances_for(
     budget: Budget,
     account: str,
-    points: Mapping[SeriesKey, Sequence[SpendPoint]],
+    spend_resources: Sequence[str],
     pods: Sequence[Pod] | None,
     *,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    registry: Mapping[str, PodInfo],
+    names: Mapping[str, str],
 ) -> Scope:
-    """Cut the points of ``budget``'s series into its instances.
+    """Cut a budget's series into its instances.
 
-    ``points`` may hold any series; only :func:`series_for` ``(budget, account)``
-    are read (a missing series counts as no spend). When ``start``/``end`` are
-    given, only points with ``start <= time < end`` are kept (the window).
-    ``pods`` is the account's ``GET /pods`` list, or None when that call failed.
+    ``spend_resources`` are the resources with stored spend in the budget's
+    series (within the longest window that matters); ``pods`` is the account's
+    live ``GET /pods`` list or None when that call failed; ``registry`` the pods
+    remembered; ``names`` the endpoint or volume names by id.
     """
+    family = budget_family(budget)
+    key = SeriesKey(account, family)
+    if family == "account":
+        return Scope([_account_instance(budget, key, pods)])
+    if family == "pods":
+        return Scope(_pod_instances(budget, key, spend_resources, pods, registry))
+    return Scope(_named_instances(budget, key, family, spend_resources, names))
 
-    def in_window(p: SpendPoint) -> bool:
-        return (start is None or p.time >= start) and (end is None or p.time < end)
 
-    if pods is None and needs_pod_names(budget):
-        reason = (
-            "match.pod_name needs pod names"
-            if budget.match is not None and budget.match.pod_name is not None
-            else "per: gpu_type with pod conditions needs the pods' GPU types"
-        )
-        return Scope(skipped=f"{reason}, but the pods list (GET /pods) is unavailable")
+def _account_instance(budget: Budget, key: SeriesKey, pods: Sequence[Pod] | None) -> Instance:
+    fams = tuple(budget.resources) if budget.resources else None
+    counts_pods = fams is None or "pods" in fams
+    resources = fams if fams is not None else (TOTAL,)
+    shown = fams if fams is not None else ("pods", *NON_POD_FAMILIES)
+    running = tuple(p for p in pods or () if p.running) if counts_pods else ()
+    return Instance(
+        group=Group(),
+        series=key,
+        resources=resources,
+        running=running,
+        burns_live=counts_pods,
+        rate_resources=tuple(f for f in shown if f != "pods"),
+        contributors=tuple((f, f) for f in shown),
+    )
 
-    pods_by_id = {p.id: p for p in pods or ()}
-    running = [p for p in pods or () if p.running]
-    m = budget.match
-    want_gpus = {fold_gpu(g) for g in m.gpu_type} if m is not None and m.gpu_type else None
 
-    def gpu_ok(gpu: str | None) -> bool:
-        return want_gpus is None or (gpu is not None and fold_gpu(gpu) in want_gpus)
+def _pod_instances(
+    budget: Budget,
+    key: SeriesKey,
+    spend_resources: Sequence[str],
+    pods: Sequence[Pod] | None,
+    registry: Mapping[str, PodInfo],
+) -> list[Instance]:
+    live = {p.id: p for p in pods or ()}
+    ok = pod_matcher(budget.match, budget.except_pods)
+    facts: dict[str, PodFacts] = {}
+    running_ids = [p.id for p in pods or () if p.running]
+    for pid in dict.fromkeys([*spend_resources, *running_ids]):
+        f = pod_facts(pid, live, registry)
+        if ok(pid, f):
+            facts[pid] = f
+    running = {pid: live[pid] for pid in facts if pid in live and live[pid].running}
 
-    if not needs_pod_grouping(budget):
-        gpts = [
-            p
-            for p in points.get(SeriesKey(account, "gpuTypeId"), ())
-            if in_window(p) and gpu_ok(p.group)
-        ]
-        glive = [p for p in running if gpu_ok(p.gpu_type)]
-        if budget.per == "gpu_type":
-            return Scope(_per_gpu(gpts, glive))
-        return Scope([Instance(Group(), "gpu_type", tuple(gpts), tuple(glive))])
-
-    # pod grouping: decide per pod id whether it is in scope
-    excluded = set(budget.except_pods)
-    ids = set(m.pod_id) if m is not None and m.pod_id is not None else None
-    glob = m.pod_name if m is not None else None
-
-    def pod_ok(pod_id: str) -> bool:
-        if pod_id in excluded or (ids is not None and pod_id not in ids):
-            return False
-        if glob is not None:
-            pod = pods_by_id.get(pod_id)
-            return pod is not None and fnmatch.fnmatchcase(pod.name, glob)
-        return True
-
-    # pod id -> GPU type: from the filtered series when there are filters
-    gpu_of: dict[str, str] = {}
-    pts: list[SpendPoint] = []
-    filters = gpu_filters(budget)
-    for key in sorted(series_for(budget, account), key=lambda k: k.gpu_filter):
-        for p in points.get(key, ()):
-            if in_window(p) and pod_ok(p.group):
-                pts.append(p)
-                if key.gpu_filter:
-                    gpu_of.setdefault(p.group, key.gpu_filter)
-    live = [p for p in running if pod_ok(p.id) and (not filters or gpu_ok(p.gpu_type))]
-    for pod in pods or ():
-        if pod.gpu_type is not None:
-            gpu_of[pod.id] = pod.gpu_type  # RunPod's own spelling when known
+    def labelled(ids: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        return tuple((i, pod_label(i, facts[i].name)) for i in ids)
 
     if budget.per == "pod":
-        return Scope(_per_pod(pts, live, pods_by_id, gpu_of))
+        return [
+            Instance(
+                Group(pod_id=pid, pod_name=f.name, gpu_type=f.gpu_type),
+                key,
+                (pid,),
+                (running[pid],) if pid in running else (),
+                burns_live=True,
+            )
+            for pid, f in sorted(facts.items())
+        ]
     if budget.per == "gpu_type":
-        gpu_key = {p.group: fold_gpu(gpu_of.get(p.group, UNKNOWN_GPU)) for p in pts}
-        relabelled = [SpendPoint(p.time, gpu_of.get(p.group, UNKNOWN_GPU), p.amount) for p in pts]
-        # same groups as a GPU-grouped budget, but keep pod points: contributors are pods
-        return Scope(
-            [
-                Instance(
-                    i.group,
-                    "pod",
-                    tuple(p for p in pts if gpu_key[p.group] == fold_gpu(i.group.gpu_type or "")),
-                    i.running,
-                )
-                for i in _per_gpu(relabelled, live)
-            ]
+        by: dict[str, list[str]] = {}
+        spell: dict[str, str] = {}
+        for pid, f in facts.items():
+            gpu = f.gpu_type or UNKNOWN_GPU
+            k = fold_gpu(gpu)
+            by.setdefault(k, []).append(pid)
+            spell[k] = min(spell.get(k, gpu), gpu)
+        return [
+            Instance(
+                Group(gpu_type=spell[k]),
+                key,
+                tuple(sorted(ids)),
+                tuple(running[i] for i in sorted(ids) if i in running),
+                burns_live=True,
+                contributors=labelled(sorted(ids)),
+            )
+            for k, ids in sorted(by.items())
+        ]
+    ids = sorted(facts)
+    return [
+        Instance(
+            Group(),
+            key,
+            tuple(ids),
+            tuple(running[i] for i in ids if i in running),
+            burns_live=True,
+            contributors=labelled(ids),
         )
-    return Scope([Instance(Group(), "pod", tuple(pts), tuple(live))])
+    ]
 
 
-def _per_gpu(pts: Iterable[SpendPoint], live: Iterable[Pod]) -> list[Instance]:
-    """One instance per folded GPU type seen in spend or among running pods.
-
-    The group's ``gpu_type`` is RunPod's spelling from billing (the smallest one
-    if RunPod sends several that fold equal), else from ``GET /pods``.
-    """
-    spell: dict[str, set[str]] = {}
-    by: dict[str, list[SpendPoint]] = {}
-    run: dict[str, list[Pod]] = {}
-    for p in pts:
-        k = fold_gpu(p.group)
-        spell.setdefault(k, set()).add(p.group)
-        by.setdefault(k, []).append(p)
-    live_spell: dict[str, set[str]] = {}
-    for pod in live:
-        k = fold_gpu(pod.gpu_type or UNKNOWN_GPU)
-        live_spell.setdefault(k, set()).add(pod.gpu_type or UNKNOWN_GPU)
-        run.setdefault(k, []).append(pod)
-    out = []
-    for k in sorted(set(by) | set(run)):
-        name = min(spell.get(k) or live_spell[k])
-        out.append(
-            Instance(Group(gpu_type=name), "gpu_type", tuple(by.get(k, ())), tuple(run.get(k, ())))
-        )
-    return out
-
-
-def _per_pod(
-    pts: Iterable[SpendPoint],
-    live: Iterable[Pod],
-    pods_by_id: Mapping[str, Pod],
-    gpu_of: Mapping[str, str],
+def _named_instances(
+    budget: Budget,
+    key: SeriesKey,
+    family: Family,
+    spend_resources: Sequence[str],
+    names: Mapping[str, str],
 ) -> list[Instance]:
-    """One instance per pod seen in spend or running."""
-    by: dict[str, list[SpendPoint]] = {}
-    run: dict[str, list[Pod]] = {}
-    for p in pts:
-        by.setdefault(p.group, []).append(p)
-    for pod in live:
-        run.setdefault(pod.id, []).append(pod)
-    out = []
-    for pid in sorted(set(by) | set(run)):
-        known = pods_by_id.get(pid)
-        group = Group(
-            pod_id=pid,
-            pod_name=known.name if known is not None else None,
-            gpu_type=gpu_of.get(pid),
-        )
-        out.append(
-            Instance(group, "pod", tuple(by.get(pid, ())), tuple(run.get(pid, ())), aggregate=False)
-        )
-    return out
+    m = budget.match
+    if family == "serverless":
+        ids = m.endpoint_id if m is not None else None
+        glob = m.endpoint_name if m is not None else None
+    else:
+        ids = m.volume_id if m is not None else None
+        glob = m.volume_name if m is not None else None
+    wanted = set(ids) if ids is not None else None
+    chosen: list[str] = []
+    for rid in sorted(set(spend_resources) | set(names)):
+        name = names.get(rid)
+        if wanted is not None and rid not in wanted:
+            continue
+        if glob is not None and (name is None or not fnmatch.fnmatchcase(name, glob)):
+            continue
+        chosen.append(rid)
+    label = tuple((r, f"{names[r]} ({r})" if names.get(r) else r) for r in chosen)
+    if budget.per in ("endpoint", "volume"):
+        out = []
+        for rid in chosen:
+            name = names.get(rid)
+            group = (
+                Group(endpoint_id=rid, endpoint_name=name)
+                if family == "serverless"
+                else Group(volume_id=rid, volume_name=name)
+            )
+            out.append(Instance(group, key, (rid,), rate_resources=(rid,)))
+        return out
+    return [Instance(Group(), key, tuple(chosen), rate_resources=tuple(chosen), contributors=label)]

@@ -1,8 +1,13 @@
-"""One poll cycle: fetch → store buckets → evaluate → dedupe → outbox → enforce → deliver.
+"""One poll cycle as a list of stages (Alertmanager's Stage/MultiStage):
 
-The only place where the pure core meets the adapters. Everything it needs is
-passed in (``Deps``), so ``check``, ``run``, ``demo`` and the tests drive the
-very same code with real adapters pointed wherever they like.
+    fetch -> evaluate -> decide -> enforce -> enqueue -> deliver
+
+Each stage is a small function with explicit inputs and outputs; this module
+only runs them in order. Everything the cycle talks to is passed in
+(``Deps``), so ``check``, ``run``, ``demo`` and the tests drive the same code
+with real adapters pointed wherever they like. A dry run is the same walk
+over a :class:`~daemon.pipeline.dryrun.DryRunStore` with the enforcer
+describing instead of stopping and nothing delivered.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from daemon.config.models import Config, parse_duration
-from daemon.core import dedupe, plan, render
+from daemon.config.models import Config
+from daemon.core import dedupe, render
 from daemon.core.enforce import EnforcementPlan, plan_enforcement
 from daemon.core.evaluate import Evaluation, evaluate
-from daemon.core.model import Alert, Finding, Pod, SeriesKey, SpendPoint, iso_z
-from daemon.core.ports import ApiError, Notifier, RunPodApi, Store
-from daemon.core.windows import window_at
+from daemon.core.health import Failure, Source, health_notices
+from daemon.core.model import Alert, Finding, Pod, SeriesKey
+from daemon.core.ports import ApiError, BalanceApi, Notifier, RunPodApi, Store
+from daemon.core.spend import SeriesView, SpendData
+from daemon.pipeline.dryrun import DryRunStore
 from daemon.pipeline.enforcer import Enforcer, describe_results
+from daemon.pipeline.fetch import fetch_billing, fetch_names, fetch_pods, needed_windows
 from daemon.pipeline.observer import NullObserver, Observer
 from daemon.pipeline.outbox import DeliveryReport, deliver_due
 
@@ -34,7 +42,8 @@ KEEP_ALERTS = timedelta(days=90)
 
 @dataclass
 class Deps:
-    """Everything a cycle talks to. ``apis`` has one client per account name."""
+    """Everything a cycle talks to. ``apis`` has one client per account name;
+    ``enforcer`` carries out stops (built by the composition root)."""
 
     config: Config
     store: Store
@@ -42,6 +51,15 @@ class Deps:
     notifiers: Mapping[str, Notifier]
     clock: Callable[[], datetime]
     observer: Observer = field(default_factory=NullObserver)
+    enforcer: Enforcer | None = None
+    balance_apis: Mapping[str, BalanceApi] = field(default_factory=dict)
+
+    def get_enforcer(self) -> Enforcer:
+        if self.enforcer is None:
+            self.enforcer = Enforcer(
+                AccountRouter(self.apis), self.store, on_event=self.observer.enforcement
+            )
+        return self.enforcer
 
 
 @dataclass
@@ -49,136 +67,146 @@ class CycleResult:
     now: datetime
     fetch_errors: dict[str, ApiError]  # account -> why its billing could not be fetched
     evaluation: Evaluation
-    alerts: list[Alert]  # newly decided this cycle (sent, or printed in a dry run)
+    alerts: list[Alert]  # newly decided this cycle (queued, or printed in a dry run)
     enforcement: EnforcementPlan
     enforcement_log: list[str]
     delivery: DeliveryReport
     requests: int
+    pod_errors: dict[str, ApiError] = field(default_factory=dict)
+    pods: dict[str, Sequence[Pod] | None] = field(default_factory=dict)
 
     @property
     def billing_ok(self) -> bool:
         return not self.fetch_errors
 
 
-class _Overlay:
-    """Points fetched in a dry run, laid over the store without writing to it."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.fetched: dict[SeriesKey, list[tuple[datetime, datetime, list[SpendPoint]]]] = {}
-
-    def put(self, series: SeriesKey, start: datetime, end: datetime, pts: list[SpendPoint]) -> None:
-        self.fetched.setdefault(series, []).append((start, end, pts))
-
-    def points(self, series: SeriesKey, start: datetime, end: datetime) -> list[SpendPoint]:
-        ranges = self.fetched.get(series, [])
-        stored = [
-            p
-            for p in self.store.points(series, start, end)
-            if not any(a <= p.time < b for a, b, _ in ranges)
-        ]
-        fresh = [p for _, _, pts in ranges for p in pts if start <= p.time < end]
-        return sorted(stored + fresh, key=lambda p: (p.time, p.group))
+# --------------------------------------------------------------------------- stages
 
 
-def needed_series(config: Config, now: datetime) -> dict[SeriesKey, datetime]:
-    """Series the budgets need, plus the account-wide ones the digest reads."""
+@dataclass
+class Fetched:
+    """Output of the fetch stage."""
+
+    data: SpendData
+    pods: dict[str, Sequence[Pod] | None]
+    errors: dict[str, ApiError]
+    pod_errors: dict[str, ApiError]
+    requests: int
+
+
+def stage_fetch(deps: Deps, store: Store, now: datetime) -> Fetched:
+    """Billing into the store, pods into the registry, then the spend the
+    budgets read, back from the store."""
+    config = deps.config
+    needed = needed_windows(config, now)
+    billing = fetch_billing(config, deps.apis, store, needed, now)
+    pods = fetch_pods(config, deps.apis, store, now, skip=set(billing.errors))
+    fetch_names(config, deps.apis, store, needed, now)
+    end = now + timedelta(hours=1)
+    series: dict[SeriesKey, SeriesView] = {}
+    for key, windows in needed.items():
+        start = min(w.start for w in windows) - timedelta(days=1)
+        series[key] = SeriesView(store.points(key, start, end))
     accounts = [a.name for a in config.accounts]
-    needed = dict(plan.needed_start(config, accounts, now))
-    if config.digest is not None:
-        # week to date can start in the previous month
-        start = min(
-            window_at("week", now, config.zone).start, window_at("month", now, config.zone).start
-        )
-        for acc in accounts:
-            for grouping in ("gpuTypeId", "podId"):
-                key = SeriesKey(acc, grouping)
-                needed[key] = min(needed.get(key, start), start)
-    return needed
+    data = SpendData(
+        series,
+        {a: store.pod_registry(a) for a in accounts},
+        {
+            (k.account, k.family): store.resource_names(k.account, k.family)
+            for k in needed
+            if k.family in ("serverless", "storage")
+        },
+    )
+    return Fetched(data, pods.pods, billing.errors, pods.errors, billing.requests)
 
 
-def fetch(
-    deps: Deps, now: datetime, overlay: _Overlay | None
-) -> tuple[dict[str, ApiError], int, dict[SeriesKey, datetime]]:
-    """Bring the store (or the dry-run overlay) up to date for every series.
-
-    Returns per-account errors, the number of billing requests made, and the
-    series with the earliest hour each needs.
-    """
-    needed = needed_series(deps.config, now)
-    coverage = {s: deps.store.coverage(s) for s in needed}
-    requests = plan.plan_fetch(needed, coverage, now)
-    errors: dict[str, ApiError] = {}
-    for req in requests:
-        acc = req.series.account
-        if acc in errors:
-            continue  # one clear error per account and cycle, not one per series
-        try:
-            records = deps.apis[acc].billing_pods(
-                bucket_size="hour",
-                start=req.start,
-                end=req.end,
-                grouping=req.series.grouping,
-                gpu_type_id=req.series.gpu_filter or None,
-            )
-        except ApiError as e:
-            errors[acc] = e
-            log.error(
-                "billing.fetch_failed",
-                account=acc,
-                status=e.status,
-                reason=e.reason,
-                permanent=e.permanent,
-                error=str(e),
-            )
-            continue
-        pts = [
-            SpendPoint(
-                r.time,
-                (r.pod_id if req.series.grouping == "podId" else r.gpu_type) or "unknown",
-                r.amount,
-            )
-            for r in records
-            if req.start <= r.time < req.end
-        ]
-        if overlay is not None:
-            overlay.put(req.series, req.start, req.end, pts)
-        else:
-            deps.store.replace_points(req.series, req.start, req.end, pts)
-        log.debug(
-            "billing.fetched",
-            account=acc,
-            grouping=req.series.grouping,
-            gpu_filter=req.series.gpu_filter,
-            start=iso_z(req.start),
-            end=iso_z(req.end),
-            records=len(records),
-        )
-    return errors, len(requests), needed
-
-
-def fetch_pods(deps: Deps, skip: set[str] | None = None) -> dict[str, Sequence[Pod] | None]:
-    """``GET /pods`` per account; ``None`` where it failed or was skipped
-    (forecasts fall back to recent hourly spend and enforcement refuses)."""
-    out: dict[str, Sequence[Pod] | None] = {}
-    for acc in deps.config.accounts:
-        if skip and acc.name in skip:
-            out[acc.name] = None
-            continue
-        try:
-            out[acc.name] = deps.apis[acc.name].list_pods()
-        except ApiError as e:
-            out[acc.name] = None
-            log.warning("pods.fetch_failed", account=acc.name, reason=e.reason, error=str(e))
-    return out
+def stage_decide(
+    config: Config, store: Store, fetched: Fetched, now: datetime
+) -> tuple[Evaluation, list[Alert]]:
+    """Evaluate budgets and keep the findings the ledger has not seen."""
+    evaluation = evaluate(config, fetched.data, fetched.pods, now)
+    # A forecast from live burn on top of spend we could not fetch would claim
+    # "still under the limit" without knowing it, and use up the instance's one
+    # forecast alert. Thresholds from stored spend remain true crossings.
+    findings = [
+        f
+        for f in evaluation.findings
+        if not (f.kind == "forecast" and f.status.account in fetched.errors)
+    ]
+    since = dedupe.ledger_since(config, now)
+    ledger = [e for acc in config.accounts for e in store.ledger(acc.name, since)]
+    fresh = dedupe.decide(findings, ledger, now)
+    return evaluation, alerts_for(config, fresh, now)
 
 
 def alerts_for(config: Config, findings: Sequence[Finding], now: datetime) -> list[Alert]:
+    """One alert per finding; a finding that cannot be rendered (a number
+    that is not one) is logged and skipped, so it neither stops the cycle nor
+    uses up its threshold."""
     by_name = {b.name: b for b in config.budgets}
-    return [
-        render.alert_from_finding(f, config.effective_notify(by_name[f.status.budget]), now)
-        for f in findings
+    out: list[Alert] = []
+    for f in findings:
+        try:
+            out.append(
+                render.alert_from_finding(f, config.effective_notify(by_name[f.status.budget]), now)
+            )
+        except ValueError as e:
+            log.error("alert.render_failed", alert_id=f.alert_id, error=str(e))
+    return out
+
+
+def stage_enforce(
+    deps: Deps, evaluation: Evaluation, fetched: Fetched, now: datetime, *, dry_run: bool
+) -> tuple[EnforcementPlan, list[str], list[Alert]]:
+    """Plan stops and carry them out (or describe them in a dry run)."""
+    plan = plan_enforcement(deps.config, evaluation.statuses, fetched.pods, not fetched.errors, now)
+    enforcer = deps.get_enforcer()
+    if dry_run:
+        return plan, enforcer.describe(plan), []
+    results = enforcer.reconcile(fetched.pods, deps.config, now)
+    results += enforcer.execute(plan, deps.config, now)
+    # An outage is told once by the health notice; refusals it causes are not
+    # news of their own (they stay in the audit and the log).
+    alerts = [
+        a
+        for a in enforcer.alerts(results, deps.config, now)
+        if not (fetched.errors and a.payload.get("reason") == "stale_data")
     ]
+    return plan, describe_results(results), alerts
+
+
+def stage_health(
+    config: Config, store: Store, fetched: Fetched, now: datetime
+) -> tuple[list[Alert], dict[str, str]]:
+    failures: dict[tuple[str, Source], Failure] = {}
+    for acc, e in fetched.errors.items():
+        failures[(acc, "billing")] = Failure(str(e), e.permanent)
+    for acc, e in fetched.pod_errors.items():
+        failures[(acc, "pods")] = Failure(str(e), e.permanent)
+    return health_notices(
+        [a.name for a in config.accounts],
+        failures,
+        store.get_meta,
+        lambda acc, since: {e.id for e in store.ledger(acc, since)},
+        watched=("billing", "pods"),
+        after=config.health.after,
+        notify=config.health_notify(),
+        now=now,
+    )
+
+
+def stage_enqueue(
+    store: Store, alerts: list[Alert], meta: Mapping[str, str], now: datetime
+) -> list[Alert]:
+    """Queue the alerts (ids already queued, by a restart or a replica, are
+    dropped), then apply the meta updates that must follow them."""
+    inserted = set(store.enqueue(alerts, now))
+    for key, value in meta.items():
+        store.set_meta(key, value)
+    return [a for a in alerts if a.id in inserted]
+
+
+# --------------------------------------------------------------------------- the cycle
 
 
 def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
@@ -188,71 +216,32 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
     ``dry_run`` fetches and evaluates but writes nothing, sends nothing and
     stops nothing: the result says what would happen.
     """
-    config, store = deps.config, deps.store
+    config = deps.config
+    store: Store = DryRunStore(deps.store) if dry_run else deps.store  # type: ignore[assignment]
     now = deps.clock()
-    overlay = _Overlay(store) if dry_run else None
-    errors, n_requests, needed = fetch(deps, now, overlay)
-    # An account whose billing failed gets no pods call: its forecasts are held
-    # back and enforcement refuses on stale data anyway, and a second retry
-    # deadline would only delay the cycle (and a shutdown) further.
-    pods = fetch_pods(deps, skip=set(errors))
-
-    reader = overlay.points if overlay is not None else store.points
-    end = now + timedelta(hours=1)
-    points = {s: reader(s, start, end) for s, start in needed.items()}
-    evaluation = evaluate(config, points, pods, now)
-    for acc, budget, reason in evaluation.skipped:
-        log.warning("budget.skipped", account=acc, budget=budget, reason=reason)
-
-    # A forecast from live burn on top of spend we could not fetch would claim
-    # "still under the limit" without knowing it, and use up the instance's one
-    # forecast alert. Thresholds from stored spend remain true crossings.
-    findings = [
-        f for f in evaluation.findings if not (f.kind == "forecast" and f.status.account in errors)
-    ]
-    since = dedupe.ledger_since(config, now)
-    ledger = [e for acc in config.accounts for e in store.ledger(acc.name, since)]
-    fresh = dedupe.decide(findings, ledger, now)
-    alerts = alerts_for(config, fresh, now)
-
-    data_fresh = not errors
-    eplan = plan_enforcement(config, evaluation.statuses, pods, data_fresh, now)
-    enforcer = Enforcer(_AccountRouter(deps.apis), store, on_event=deps.observer.enforcement)
-    elog: list[str] = []
-    if dry_run:
-        elog = enforcer.describe(eplan)
-    else:
-        results = enforcer.execute(eplan, config, now)
-        alerts += enforcer.alerts(results, config, now)
-        elog = describe_results(results)
-
-    health_alerts, health_updates = health_notices(config, store, errors, now)
-    alerts += health_alerts
-
-    delivery = DeliveryReport()
-    if not dry_run:
-        inserted = set(store.enqueue(alerts, now))
-        alerts = [a for a in alerts if a.id in inserted]
-        for key, value in health_updates.items():
-            store.set_meta(key, value)
+    fetched = stage_fetch(deps, store, now)
+    evaluation, alerts = stage_decide(config, store, fetched, now)
+    eplan, elog, enforcement_alerts = stage_enforce(
+        deps, evaluation, fetched, now, dry_run=dry_run
+    )
+    health_alerts, meta = stage_health(config, store, fetched, now)
+    alerts = stage_enqueue(store, alerts + enforcement_alerts + health_alerts, meta, now)
     decided = log.debug if dry_run else log.info  # a dry run prints them on stdout
     for a in alerts:
-        decided(
-            "alert.decided",
-            alert_id=a.id,
-            kind=a.kind,
-            notifiers=list(a.notifiers),
-            dry_run=dry_run,
-        )
+        decided("alert.decided", alert_id=a.id, kind=a.kind, notifiers=list(a.notifiers))
+    delivery = DeliveryReport()
     if not dry_run:
         delivery = deliver_due(store, deps.notifiers, deps.clock, observer=deps.observer)
         store.prune_points(now - KEEP_POINTS)
         store.prune_alerts(now - KEEP_ALERTS)
     deps.observer.replace_instances(evaluation.statuses)
-    return CycleResult(now, errors, evaluation, alerts, eplan, elog, delivery, n_requests)
+    return CycleResult(
+        now, fetched.errors, evaluation, alerts, eplan, elog, delivery, fetched.requests,
+        fetched.pod_errors, fetched.pods,
+    )
 
 
-class _AccountRouter:
+class AccountRouter:
     """The pods side of RunPod for the enforcer, across accounts.
 
     The enforcer only knows pod ids, and re-reads ``GET /pods`` right before
@@ -278,40 +267,3 @@ class _AccountRouter:
                 f"pod {pod_id} is not listed by any account", permanent=True, reason="not_found"
             )
         api.stop_pod(pod_id)
-
-
-def health_notices(
-    config: Config, store: Store, errors: Mapping[str, ApiError], now: datetime
-) -> tuple[list[Alert], dict[str, str]]:
-    """``kind: health`` alerts: once when an account's billing API has been
-    unusable for longer than ``health.after``, once when it recovers.
-
-    Returns the alerts and the meta updates to apply only after the alerts are
-    safely in the outbox: a cycle that dies in between decides the same notice
-    again next time (its id, ``ACCOUNT:health:unusable:SINCE``, is stable and
-    the outbox drops repeats), so no notice is lost and none is doubled. The
-    outage start lives in the store, so a restart does not forget an outage.
-    """
-    after = parse_duration(config.health.after)
-    notify = config.health_notify()
-    out: list[Alert] = []
-    updates: dict[str, str] = {}
-    for acc in config.accounts:
-        key = f"health:{acc.name}:since"
-        since_s = store.get_meta(key)
-        err = errors.get(acc.name)
-        if err is not None:
-            since = datetime.fromisoformat(since_s) if since_s else now
-            if not since_s:
-                updates[key] = since.isoformat()
-            if now - since >= after and notify:
-                payload = render.health_payload("unusable", acc.name, since, str(err), now)
-                out.append(render.alert_from_payload(payload, notify))
-        elif since_s:
-            since = datetime.fromisoformat(since_s)
-            told = render.health_id("unusable", acc.name, since)
-            if notify and any(e.id == told for e in store.ledger(acc.name, since)):
-                payload = render.health_payload("recovered", acc.name, since, None, now)
-                out.append(render.alert_from_payload(payload, notify))
-            updates[key] = ""
-    return out, updates

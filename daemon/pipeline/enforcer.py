@@ -45,9 +45,9 @@ are logged at debug level only and not audited, counted or alerted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import structlog
@@ -60,8 +60,9 @@ from daemon.core.enforce import (
     StopAction,
     describe_plan,
     describe_reason,
+    unstoppable,
 )
-from daemon.core.model import Alert, InstanceStatus, Pod, fmt_num, iso_z
+from daemon.core.model import Alert, Group, InstanceStatus, Pod, Window, fmt_num, iso_z
 from daemon.core.ports import ApiError, Store
 
 log = structlog.get_logger("daemon.enforcer")
@@ -166,6 +167,36 @@ class PodControl(Protocol):
     def list_pods(self) -> list[Pod]: ...
 
     def stop_pod(self, pod_id: str) -> None: ...
+
+
+def _status_from_detail(d: Mapping[str, Any]) -> InstanceStatus:
+    """The budget instance of an intent, rebuilt from what the intent stored."""
+    w = d.get("window") or {}
+    start = _parse_z(w.get("start"))
+    window = Window(
+        size=str(w.get("size", "")),
+        start=start,
+        end=_parse_z(w.get("end")) if w.get("end") else start,
+        rolling=bool(w.get("rolling", False)),
+    )
+    group = Group(**{k: v for k, v in (d.get("group") or {}).items() if k in Group.__slots__})
+    return InstanceStatus(
+        account=str(d.get("account", "")),
+        budget=str(d.get("budget", "")),
+        group=group,
+        window=window,
+        spend=float(d.get("spend_usd", 0.0)),
+        limit=float(d.get("limit_usd", 0.0)),
+        forecast=None,
+        thresholds=(),
+        forecast_enabled=False,
+    )
+
+
+def _parse_z(v: object) -> datetime:
+    if isinstance(v, str) and v:
+        return datetime.fromisoformat(v.replace("Z", "+00:00"))
+    return datetime.fromtimestamp(0, UTC)
 
 
 def attempt_key(instance_key: str, attempt: int) -> str:
@@ -286,6 +317,9 @@ class Enforcer:
         pod = live.get(a.pod_id)
         if pod is None or not pod.running:
             return self._result(a, "refused", now, "not_running")
+        blocked = unstoppable(pod)
+        if blocked is not None:
+            return self._result(a, "refused", now, blocked)
 
         # 2. the intent, before the call; the earlier rows decide when it exists
         attempt = 1
@@ -297,7 +331,7 @@ class Enforcer:
             if prior is None:  # written by another replica just now
                 return self._result(a, "refused", now, "intent_exists", attempt=attempt)
             result = prior.get("result")
-            if result is None:
+            if result in (None, "unknown"):
                 return self._result(a, "refused", now, "unknown_after_crash", attempt=attempt)
             if result != "failed":
                 return self._result(a, "refused", now, "already_stopped", attempt=attempt)
@@ -310,6 +344,11 @@ class Enforcer:
             self.api.stop_pod(a.pod_id)
         except ApiError as e:
             detail = {"error": str(e), "status": e.status, "reason": e.reason, "attempt": attempt}
+            if e.reason == "conflict":  # 409: no longer stoppable; a retry cannot help
+                self.store.record_result(iid, a.pod_id, now, "not_stoppable", detail)
+                return self._result(
+                    a, "refused", now, "not_stoppable", error=str(e), attempt=attempt
+                )
             self.store.record_result(iid, a.pod_id, now, "failed", detail)
             return self._result(
                 a, "failed", now, e.reason or "error", error=str(e), attempt=attempt
@@ -319,17 +358,64 @@ class Enforcer:
 
     @staticmethod
     def _intent_detail(a: StopAction, attempt: int) -> dict[str, Any]:
+        s = a.status
         return {
             "account": a.account,
             "budget": a.budget,
             "instance": a.instance_key,
             "pod_name": a.pod_name,
             "burn_per_hr": a.burn_per_hr,
-            "spend_usd": round(a.status.spend, 2),
-            "limit_usd": a.status.limit,
-            "percent": a.status.percent,
+            "spend_usd": round(s.spend, 2),
+            "limit_usd": s.limit,
+            "percent": s.percent,
             "attempt": attempt,
+            # enough to announce the stop after a crash (reconcile)
+            "window": {
+                "size": s.window.size,
+                "start": iso_z(s.window.start),
+                "end": iso_z(s.window.end),
+                "rolling": s.window.rolling,
+            },
+            "group": {k: getattr(s.group, k) for k in s.group.__slots__},
         }
+
+    def reconcile(
+        self, pods: Mapping[str, Sequence[Pod] | None], config: Config, now: datetime
+    ) -> list[EnforcementResult]:
+        """Settle intents left without a result (a crash between a stop call
+        and its result): a pod that is not running now was stopped (recorded
+        and announced ``stopped``); one still running gets result ``unknown``
+        (announced, and never stopped again blindly). Intents of an account
+        whose pods list is unavailable wait for a cycle that has it."""
+        out: list[EnforcementResult] = []
+        for row in self.store.open_intents():
+            detail = dict(row.get("detail") or {})
+            account = str(detail.get("account", ""))
+            listing = pods.get(account)
+            if listing is None:
+                continue
+            pod_id = str(row["pod_id"])
+            live = {p.id: p for p in listing}.get(pod_id)
+            result = "unknown" if live is not None and live.running else "stopped"
+            iid = str(row["instance_id"])
+            self.store.record_result(iid, pod_id, now, result, {"reconciled": True})
+            status = _status_from_detail(detail)
+            res = EnforcementResult(
+                action="stopped" if result == "stopped" else "refused",
+                reason="" if result == "stopped" else "unknown_after_crash",
+                account=account,
+                budget=str(detail.get("budget", "")),
+                instance_key=str(detail.get("instance", iid.partition("#")[0])),
+                pod_id=pod_id,
+                pod_name=detail.get("pod_name"),
+                dry_run=False,
+                at=now,
+                status=status,
+                attempt=int(detail.get("attempt", 1) or 1),
+            )
+            log.warning("enforce.reconciled", pod_id=pod_id, instance=iid, result=result)
+            out.append(res)
+        return out
 
     def _prior(self, instance_id: str, pod_id: str) -> dict[str, Any] | None:
         """The stored intent/result row of (instance_id, pod_id), if any."""
