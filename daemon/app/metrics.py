@@ -26,9 +26,8 @@ Label cardinality is bounded by the config, never by traffic:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Protocol
@@ -40,13 +39,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
 
-from daemon.core.model import InstanceStatus
+from daemon.app.process_metrics import register_process_metrics
+from daemon.core.model import Balance, InstanceStatus
 
 __all__ = ["CONTENT_TYPE", "PREFIX", "Metrics"]
 
@@ -60,8 +57,6 @@ _API_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 InstanceLabels = tuple[str, str, str, str]
-_PROCESS_START = time.time()
-_PAGESIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class ApiRequest(Protocol):
@@ -85,72 +80,6 @@ def _version() -> str:
         return metadata.version("runpod-budget")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-class _SelfProcessCollector(Collector):
-    """``process_*`` metrics from ``/proc/self`` and ``os.times()`` only.
-
-    prometheus_client's ProcessCollector needs ``/proc/stat`` (boot time) and
-    exports nothing without it, which is the case under the systemd unit's
-    ``ProcSubset=pid``. This covers the same core series (start time is taken
-    when this module was imported, within a second of the real start)."""
-
-    def __init__(self, proc: str = "/proc") -> None:
-        self._self = os.path.join(proc, "self")
-
-    def collect(self) -> Iterable[Metric]:
-        out: list[Metric] = []
-        times = os.times()
-        out.append(
-            CounterMetricFamily(
-                "process_cpu_seconds_total",
-                "Total user and system CPU time spent in seconds.",
-                value=times.user + times.system,
-            )
-        )
-        out.append(
-            GaugeMetricFamily(
-                "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
-                value=_PROCESS_START,
-            )
-        )
-        try:
-            with open(os.path.join(self._self, "statm"), "rb") as f:
-                size, resident = (int(x) for x in f.read().split()[:2])
-            out.append(
-                GaugeMetricFamily(
-                    "process_virtual_memory_bytes",
-                    "Virtual memory size in bytes.",
-                    value=size * _PAGESIZE,
-                )
-            )
-            out.append(
-                GaugeMetricFamily(
-                    "process_resident_memory_bytes",
-                    "Resident memory size in bytes.",
-                    value=resident * _PAGESIZE,
-                )
-            )
-        except (OSError, ValueError):
-            pass
-        try:
-            fds = len(os.listdir(os.path.join(self._self, "fd")))
-            out.append(
-                GaugeMetricFamily("process_open_fds", "Number of open file descriptors.", value=fds)
-            )
-        except OSError:
-            pass
-        return out
-
-
-def register_process_metrics(registry: CollectorRegistry, proc: str = "/proc") -> None:
-    """The standard ProcessCollector where ``/proc/stat`` is readable, else
-    ``_SelfProcessCollector`` (systemd ``ProcSubset=pid``)."""
-    if os.access(os.path.join(proc, "stat"), os.R_OK):
-        ProcessCollector(proc=proc, registry=registry)
-    else:
-        registry.register(_SelfProcessCollector(proc))
 
 
 def instance_labels(status: InstanceStatus) -> InstanceLabels:
@@ -298,6 +227,41 @@ class Metrics:
         )
         self.build_info.labels(version=version or _version()).set(1)
 
+        # ------------------------------------------------------------ RunPod account
+        self.api_quota_remaining = Gauge(
+            PREFIX + "api_ratelimit_remaining",
+            "Requests left in RunPod's rate-limit window (v2 RateLimit header), by window.",
+            ("window",),
+            registry=r,
+        )
+        self.balance_usd = Gauge(
+            PREFIX + "balance_usd", "Prepaid RunPod balance.", ("account",), registry=r
+        )
+        self.spend_per_hour = Gauge(
+            PREFIX + "spend_per_hour_usd",
+            "RunPod's current spend per hour of the account.",
+            ("account",),
+            registry=r,
+        )
+        self.runway = Gauge(
+            PREFIX + "runway_hours",
+            "Hours until the balance reaches $0 at the current spend (absent: nothing burns).",
+            ("account",),
+            registry=r,
+        )
+        self.idle_pods = Gauge(
+            PREFIX + "idle_pods",
+            "Running pods idle (every GPU under the guard's level), by guard.",
+            ("account", "guard"),
+            registry=r,
+        )
+        self.idle_burn = Gauge(
+            PREFIX + "idle_burn_per_hour_usd",
+            "What the idle pods cost per hour, by guard.",
+            ("account", "guard"),
+            registry=r,
+        )
+
         # Series that should exist from the start so rate()/absent() work.
         for result in ("ok", "error"):
             self.polls.labels(result=result)
@@ -364,6 +328,30 @@ class Metrics:
         """``on_request`` callback of the RunPod client (one ``RequestInfo`` per
         HTTP attempt): endpoint = path template, reason = ``error``."""
         self.observe_api(info.path, info.status, info.elapsed, info.error)
+        quota = getattr(info, "ratelimit_remaining", None)
+        if isinstance(quota, Mapping):
+            for window, left in quota.items():
+                self.api_quota_remaining.labels(window=str(window)).set(left)
+
+    def balance(self, account: str, balance: Balance | None) -> None:
+        """The balance read this cycle; None clears the account's series."""
+        if balance is None:
+            for g in (self.balance_usd, self.spend_per_hour, self.runway):
+                with contextlib.suppress(KeyError):
+                    g.remove(account)
+            return
+        self.balance_usd.labels(account=account).set(balance.balance)
+        self.spend_per_hour.labels(account=account).set(balance.spend_per_hr)
+        runway = balance.runway_hours
+        if runway is None:
+            with contextlib.suppress(KeyError):
+                self.runway.remove(account)
+        else:
+            self.runway.labels(account=account).set(runway)
+
+    def idle(self, account: str, guard: str, pods: int, burn: float) -> None:
+        self.idle_pods.labels(account=account, guard=guard).set(pods)
+        self.idle_burn.labels(account=account, guard=guard).set(burn)
 
     # ------------------------------------------------------------------ notifications
 

@@ -21,17 +21,16 @@ import structlog
 from pydantic import BaseModel, SecretStr
 
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
-from daemon.adapters.runpod import RunPodClient
+from daemon.adapters.runpod import make_api, make_balance_api
 from daemon.adapters.store import open_store
 from daemon.app import logging as applog
 from daemon.app.metrics import Metrics
 from daemon.config.loader import api_key_for, load_config, resolve_secret, state_url
-from daemon.config.models import Config, parse_duration
-from daemon.core.ports import Notifier, RunPodApi, Store
-from daemon.pipeline.cycle import Deps
+from daemon.config.models import Config
+from daemon.core.ports import BalanceApi, Notifier, RunPodApi, Store
+from daemon.pipeline.cycle import AccountRouter, Deps
+from daemon.pipeline.enforcer import Enforcer
 from daemon.pipeline.outbox import disabled_key
-
-DEFAULT_BASE_URL = "https://rest.runpod.io/v1"
 
 log = structlog.get_logger("daemon.runtime")
 
@@ -107,14 +106,19 @@ class Runtime:
     metrics: Metrics
     clock: Callable[[], datetime] = utcnow
     extra_close: list[Callable[[], None]] = field(default_factory=list)
+    balance_apis: dict[str, BalanceApi] = field(default_factory=dict)
 
     def deps(self) -> Deps:
-        return Deps(self.config, self.store, self.apis, self.notifiers, self.clock, self.metrics)
+        enforcer = Enforcer(AccountRouter(self.apis), self.store, on_event=self.metrics.enforcement)
+        return Deps(
+            self.config, self.store, self.apis, self.notifiers, self.clock, self.metrics,
+            enforcer=enforcer, balance_apis=self.balance_apis,
+        )
 
     def close(self) -> None:
         for fn in self.extra_close:
             fn()
-        for api in self.apis.values():
+        for api in [*self.apis.values(), *self.balance_apis.values()]:
             close = getattr(api, "close", None)
             if callable(close):
                 close()
@@ -127,21 +131,26 @@ def build_clients(
     env: Mapping[str, str],
     metrics: Metrics,
     cancel: threading.Event | None = None,
-) -> dict[str, RunPodApi]:
-    base = env.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URL
+) -> tuple[dict[str, RunPodApi], dict[str, BalanceApi]]:
+    """One RunPod client per account in the configured API version, and one
+    balance (GraphQL) client per account when the config has ``balance``."""
+    base = env.get("RUNPOD_API_BASE_URL") or None
+    graphql = env.get("RUNPOD_GRAPHQL_URL") or None
+    opts = {
+        "timeout": config.api.timeout.total_seconds(),
+        "deadline": config.api.deadline.total_seconds(),
+        "on_request": metrics.on_api_request,
+        "cancel": cancel,
+    }
     clients: dict[str, RunPodApi] = {}
+    balances: dict[str, BalanceApi] = {}
     for acc in config.accounts:
         key = api_key_for(acc, env)
         applog.register_secret(key)
-        clients[acc.name] = RunPodClient(
-            key,
-            base,
-            timeout=parse_duration(config.api.timeout).total_seconds(),
-            deadline=parse_duration(config.api.deadline).total_seconds(),
-            on_request=metrics.on_api_request,
-            cancel=cancel,
-        )
-    return clients
+        clients[acc.name] = make_api(config.api.version, key, base_url=base, **opts)
+        if config.balance is not None:
+            balances[acc.name] = make_balance_api(key, url=graphql, **opts)
+    return clients, balances
 
 
 def build_runtime(
@@ -171,10 +180,12 @@ def build_runtime(
         url = "sqlite://"
     store = open_store(url)
     try:
-        apis = build_clients(config, env, metrics, cancel)
+        apis, balances = build_clients(config, env, metrics, cancel)
         disabled = restore_disabled(config, store)
         notifiers = build_notifiers(config, console_stream=console, disabled=disabled)
     except Exception:
         store.close()
         raise
-    return Runtime(config_path, config, store, apis, notifiers, metrics, clock)
+    return Runtime(
+        config_path, config, store, apis, notifiers, metrics, clock, balance_apis=balances
+    )

@@ -16,8 +16,10 @@ WATCHDOG=1 only after a successful tick, STATUS= with the last result.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +47,11 @@ from daemon.pipeline.outbox import deliver_due
 log = structlog.get_logger("daemon.service")
 
 OUTBOX_EVERY = timedelta(seconds=15)
+EXIT_LISTEN = 4  # the health/metrics endpoint could not listen (documented in README)
+
+
+class ListenError(Exception):
+    """``http.listen`` could not be bound; the message names the address and key."""
 
 
 class Service:
@@ -208,7 +215,14 @@ class Service:
         http_cfg = self.rt.config.http
         if http_cfg.enabled:
             self.http = HealthServer(self.metrics, lambda: self.health, listen=http_cfg.listen)
-            self.http.start()
+            try:
+                self.http.start()
+            except OSError as e:
+                self.http = None
+                raise ListenError(
+                    f"cannot listen on {http_cfg.listen} (config http.listen): "
+                    f"{e.strerror or e}; choose a free port or set http.enabled: false"
+                ) from None
             log.info(
                 "http.listening", listen=f"{http_cfg.listen.rpartition(':')[0]}:{self.http.port}"
             )
@@ -299,9 +313,48 @@ def run_service(path: Path, env: Mapping[str, str] | None = None) -> int:
     """Entry point of ``run``: 0 after a clean shutdown."""
     svc = Service(path, dict(os.environ) if env is None else env)
     svc.install_signals()
-    svc.start()
+    shared = sqlite_shared_warning(svc.rt)
+    try:
+        svc.start()
+    except ListenError as e:
+        svc.stop()
+        print(f"runpod-budget: {e}", file=sys.stderr)
+        return EXIT_LISTEN
     try:
         svc.wait()
     finally:
         svc.stop()
+        if shared is not None:
+            shared.close()
     return 0
+
+
+def sqlite_shared_warning(rt: Runtime) -> TextIO | None:
+    """Hold an advisory lock beside a SQLite state file and warn when another
+    daemon holds it already: two daemons on one file work (the outbox and
+    enforcement are replica-safe) but contend for the file; PostgreSQL is the
+    state for replicas. Returns the lock file to keep open (None: not SQLite)."""
+    path = sqlite_path(rt.store)
+    if path is None:
+        return None
+    try:
+        fh = open(f"{path}.lock", "a")  # noqa: SIM115 - held for the process lifetime
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log.warning(
+            "state.shared",
+            path=path,
+            hint="another runpod-budget daemon uses this SQLite file; "
+            "use PostgreSQL (state: postgresql://...) for several replicas",
+        )
+    return fh
+
+
+def sqlite_path(store: object) -> str | None:
+    url = str(getattr(store, "url", "") or "")
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    return url[len("sqlite:///") :]

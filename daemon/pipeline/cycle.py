@@ -23,12 +23,18 @@ from daemon.core import dedupe, render
 from daemon.core.enforce import EnforcementPlan, plan_enforcement
 from daemon.core.evaluate import Evaluation, evaluate
 from daemon.core.health import Failure, Source, health_notices
-from daemon.core.model import Alert, Finding, Pod, SeriesKey
+from daemon.core.model import Alert, Finding, Pod
 from daemon.core.ports import ApiError, BalanceApi, Notifier, RunPodApi, Store
-from daemon.core.spend import SeriesView, SpendData
+from daemon.core.spend import SpendData
 from daemon.pipeline.dryrun import DryRunStore
 from daemon.pipeline.enforcer import Enforcer, describe_results
-from daemon.pipeline.fetch import fetch_billing, fetch_names, fetch_pods, needed_windows
+from daemon.pipeline.fetch import (
+    fetch_billing,
+    fetch_names,
+    fetch_pods,
+    load_spend,
+    needed_windows,
+)
 from daemon.pipeline.observer import NullObserver, Observer
 from daemon.pipeline.outbox import DeliveryReport, deliver_due
 
@@ -102,21 +108,7 @@ def stage_fetch(deps: Deps, store: Store, now: datetime) -> Fetched:
     billing = fetch_billing(config, deps.apis, store, needed, now)
     pods = fetch_pods(config, deps.apis, store, now, skip=set(billing.errors))
     fetch_names(config, deps.apis, store, needed, now)
-    end = now + timedelta(hours=1)
-    series: dict[SeriesKey, SeriesView] = {}
-    for key, windows in needed.items():
-        start = min(w.start for w in windows) - timedelta(days=1)
-        series[key] = SeriesView(store.points(key, start, end))
-    accounts = [a.name for a in config.accounts]
-    data = SpendData(
-        series,
-        {a: store.pod_registry(a) for a in accounts},
-        {
-            (k.account, k.family): store.resource_names(k.account, k.family)
-            for k in needed
-            if k.family in ("serverless", "storage")
-        },
-    )
+    data = load_spend(config, store, needed, now)
     return Fetched(data, pods.pods, billing.errors, pods.errors, billing.requests)
 
 

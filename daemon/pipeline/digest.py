@@ -1,22 +1,21 @@
 """The digest job: summarize what the store holds and queue it for its notifiers.
 
-It reads the buckets the poll cycle stored (no billing fetch of its own) and
-asks ``GET /pods`` only for names. Its id is ``digest:all:<local date>``, so a
-second run on the same day (a restart, another replica) sends nothing new.
+It reads the spend the poll cycle stored (no billing fetch of its own) and
+asks ``GET /pods`` only for names, which also refreshes the pod registry. Its
+id is ``digest:all:<local date>``, so a second run on the same day (a
+restart, another replica) sends nothing new.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import structlog
 
 from daemon.core import render
 from daemon.core.digest import summarize
 from daemon.core.evaluate import evaluate
-from daemon.core.model import Alert, SeriesKey
-from daemon.core.scopes import pod_label
-from daemon.pipeline.cycle import Deps, fetch_pods, needed_series
+from daemon.core.model import Alert
+from daemon.pipeline.cycle import Deps
+from daemon.pipeline.fetch import fetch_pods, load_spend, needed_windows
 from daemon.pipeline.outbox import deliver_due
 
 log = structlog.get_logger("daemon.digest")
@@ -24,25 +23,16 @@ log = structlog.get_logger("daemon.digest")
 
 def build_digest(deps: Deps) -> Alert | None:
     """The digest alert for now, or None when no notifier wants one."""
-    config = deps.config
+    config, store = deps.config, deps.store
     notify = config.digest_notify()
     if config.digest is None or not notify:
         return None
     now = deps.clock()
-    end = now + timedelta(hours=1)
-    # needed_series includes each account's GPU-type and pod series from the
-    # digest's earliest window on; summarize cuts the windows itself
-    points = {s: deps.store.points(s, st, end) for s, st in needed_series(config, now).items()}
-    accounts = [a.name for a in config.accounts]
-    gpu_points = [p for a in accounts for p in points[SeriesKey(a, "gpuTypeId")]]
-    pod_points = [p for a in accounts for p in points[SeriesKey(a, "podId")]]
-    pods = fetch_pods(deps)
-    pods_by_id = {p.id: p for ps in pods.values() if ps for p in ps}
-    statuses = evaluate(config, points, pods, now).statuses
-    data = summarize(
-        config, gpu_points, pod_points, statuses, now, pod_label=lambda i: pod_label(i, pods_by_id)
-    )
-    return render.alert_from_payload(render.digest_payload(data, now), notify)
+    pods = fetch_pods(config, deps.apis, store, now).pods
+    data = load_spend(config, store, needed_windows(config, now), now)
+    statuses = evaluate(config, data, pods, now).statuses
+    digest = summarize(config, data, statuses, now, pods=pods)
+    return render.alert_from_payload(render.digest_payload(digest, now), notify)
 
 
 def send_digest(deps: Deps) -> list[str]:

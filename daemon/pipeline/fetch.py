@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
@@ -30,8 +30,9 @@ from daemon.core.model import (
     Window,
     iso_z,
 )
-from daemon.core.ports import ApiError, RegistryStore, RunPodApi, SpendStore
+from daemon.core.ports import ApiError, RegistryStore, RunPodApi, SpendStore, Store
 from daemon.core.scopes import budget_family
+from daemon.core.spend import SeriesView, SpendData
 from daemon.core.windows import window_at
 
 log = structlog.get_logger("daemon.fetch")
@@ -194,3 +195,29 @@ def fetch_names(
                 )
                 continue
             registry.upsert_resources(acc.name, found, now)
+
+
+def load_spend(
+    config: Config,
+    store: Store,
+    needed: Mapping[SeriesKey, Sequence[Window]],
+    now: datetime,
+) -> SpendData:
+    """The stored spend of every needed series (from a day before its earliest
+    window, so a day bucket starting before a window edge is seen and not
+    silently lost), with the pod registry and endpoint and volume names."""
+    end = now + timedelta(hours=1)
+    series = {
+        key: SeriesView(store.points(key, min(w.start for w in ws) - timedelta(days=1), end))
+        for key, ws in needed.items()
+    }
+    accounts = [a.name for a in config.accounts]
+    return SpendData(
+        series,
+        {a: store.pod_registry(a) for a in accounts},
+        {
+            (k.account, k.family): store.resource_names(k.account, k.family)
+            for k in needed
+            if k.family in ("serverless", "storage")
+        },
+    )
