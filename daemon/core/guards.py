@@ -1,45 +1,36 @@
 """Idle and uptime guards: pure decisions over the live pod list.
 
-No IO and no clock here: the caller passes the pods of one account, the idle
-state it stored after the previous poll, and ``now``. Contract "Guards: idle
-and long-running pods".
+No IO and no clock: the caller passes one account's pods, the idle state it
+stored after the previous poll, and ``now``. Contract "Guards: idle and
+long-running pods".
 
-Idle tracking (:func:`track_idle`, one utilisation level at a time)
--------------------------------------------------------------------
+Idle tracking (:func:`track_idle`, one utilisation level at a time):
 
-* Only pods that are ``RUNNING`` *and* report GPU utilisation are sampled. A
-  pod that is not running, reports no runtime (``gpu_util`` None) or has no GPU
-  (``gpu_util == ()``) gives no sample and its state is dropped: a pod is never
-  called idle on data we do not have.
-* A sample is idle when every GPU of the pod is under the level (``util <
-  level``); otherwise it is busy and ends the idle stretch (``idle_since`` None).
-* A restart (``started_at`` differs from the state's ``run_start``, compared to
-  the second) starts over, as does a gap: when the previous sample is older
-  than ``max_gap`` (the daemon was down, or ``GET /pods`` failed) nothing is
-  known about the time between, so the stretch ends. The sample after the
-  gap may start a new one. A clock that went backwards also starts over.
-* The first idle sample of a stretch sets ``idle_since`` to its own time.
+* Only ``RUNNING`` pods that report GPU utilisation are sampled. A pod that is
+  not running, has no runtime (``gpu_util`` None) or no GPU (``()``) gives no
+  sample and its state is dropped: never idle on data we do not have.
+* A sample is idle when every GPU is under the level (``util < level``); a busy
+  sample ends the stretch (``idle_since`` None).
+* A restart (``started_at`` differs from the state's ``run_start``, to the
+  second) starts over, and so does a gap: a previous sample older than
+  ``max_gap`` (the daemon was down, ``GET /pods`` failed) says nothing about
+  the time between. The sample after the gap may start a new stretch. A clock
+  that went backwards also starts over.
+* The first idle sample of a stretch sets ``idle_since`` to its own time; the
+  pod is idle long enough at a sample at ``now`` with ``now - idle_since >=
+  for`` (and ``> 0``): two samples ``for`` apart, nothing busy or missing between.
 
-Several guards may watch different levels, so the stored state is an
-:data:`IdleBook`: ``{level key: {pod id: IdleState}}`` (:func:`track_guards`).
-Guards with the same level share one stretch; a level no guard uses any more
-is forgotten. One book per account.
+The stored state is an :data:`IdleBook`, ``{level key: {pod id: IdleState}}``
+(:func:`track_guards`), so guards with different levels keep separate
+stretches and guards with the same level share one. One book per account.
 
-Findings (:func:`evaluate_guards`)
-----------------------------------
-
-* Guards look only at ``RUNNING`` pods in their scope (``accounts``, ``match``
-  as budgets match pods, minus ``except_pods`` by id or exact name).
-* ``idle``: the pod was sampled at ``now``, that sample is idle, and its stretch
-  began at least ``for`` earlier: never on a first sample. Id
-  ``{account}:{guard}:pod={ID}:{run start}:idle:{idle since}``, the same on
-  every poll of one stretch, so the caller's dedupe on the id sends it once
-  per stretch; a new stretch (after busy, restart or gap) has a new id.
-* ``uptime``: ``now - started_at > uptime_over``; id
-  ``{account}:{guard}:pod={ID}:{run start}:uptime``, once per run. A pod whose
-  ``started_at`` is unknown gets no uptime finding.
-* The run start in ids is ``started_at`` as ISO-8601 UTC with ``Z``
-  (``unknown`` for an idle pod whose start RunPod did not report).
+Findings (:func:`evaluate_guards`) look only at RUNNING pods in the guard's
+scope. Ids are ``{account}:{guard}:pod={ID}:{run start}:idle:{idle since}``
+(the same on every poll of one stretch) and
+``{account}:{guard}:pod={ID}:{run start}:uptime`` (the same for one run), so
+the caller's dedupe on the id sends each once. The run start is ``started_at``
+as ISO-8601 UTC with ``Z`` (``unknown`` in an idle id when RunPod gave none;
+such a pod gets no uptime finding).
 """
 
 from __future__ import annotations
@@ -117,7 +108,9 @@ class GuardRule:
     dry_run: bool = True
 
     def watches(self, account: str, pod: Pod) -> bool:
-        """Whether ``pod`` of ``account`` is in this guard's scope (running or not)."""
+        """Whether ``pod`` of ``account`` is in this guard's scope (running or
+        not): ``accounts``, ``match``, minus ``except_pods`` by id or exact name
+        (as budget enforcement protects pods)."""
         if self.accounts is not None and account not in self.accounts:
             return False
         if pod.id in self.except_pods or pod.name in self.except_pods:
@@ -169,20 +162,26 @@ class GuardFinding:
             "pod_name": self.pod_name,
             "gpu_type": self.gpu_type,
             "cost_per_hr": self.cost_per_hr,
-            "run_started_at": None if self.run_started_at is None else iso_z(self.run_started_at),
+            "run_started_at": _iso(self.run_started_at),
             "fired_at": iso_z(fired_at),
         }
-        if self.kind == "idle":
-            out["gpu_util"] = self.gpu_util
-            out["idle_since"] = None if self.idle_since is None else iso_z(self.idle_since)
-            minutes = None if self.idle_for is None else self.idle_for.total_seconds() / 60
-            out["idle_minutes"] = None if minutes is None else round(minutes, 1)
-            cost = self.idle_cost_usd
-            out["idle_cost_usd"] = None if cost is None else round(cost, 2)
-        else:
-            hours = self.uptime_hours
-            out["uptime_hours"] = None if hours is None else round(hours, 2)
-        return out
+        if self.kind == "uptime":
+            return out | {"uptime_hours": _round(self.uptime_hours, 2)}
+        minutes = None if self.idle_for is None else self.idle_for.total_seconds() / 60
+        return out | {
+            "gpu_util": self.gpu_util,
+            "idle_since": _iso(self.idle_since),
+            "idle_minutes": _round(minutes, 1),
+            "idle_cost_usd": _round(self.idle_cost_usd, 2),
+        }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else iso_z(t)
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 # --------------------------------------------------------------------------- idle tracking
@@ -390,20 +389,15 @@ def _uptime_finding(rule: GuardRule, account: str, pod: Pod, now: datetime) -> G
 
 
 def idle_book_to_json(book: Mapping[str, Mapping[str, IdleState]]) -> str:
-    """The book as a JSON string (for the store's meta table); times keep their
-    full precision and offset."""
-    data = {
-        level: {
-            pid: {
-                "run_start": None if s.run_start is None else s.run_start.isoformat(),
-                "idle_since": None if s.idle_since is None else s.idle_since.isoformat(),
-                "last_sample_at": s.last_sample_at.isoformat(),
-                "last_util": s.last_util,
-            }
-            for pid, s in states.items()
-        }
-        for level, states in book.items()
-    }
+    """The book as a JSON string for the store's meta table:
+    ``{level: {pod id: [run_start, idle_since, last_sample_at, last_util]}}``,
+    times in ISO-8601 with full precision and offset (or null)."""
+
+    def row(s: IdleState) -> list[object]:
+        times = (s.run_start, s.idle_since, s.last_sample_at)
+        return [*(None if t is None else t.isoformat() for t in times), s.last_util]
+
+    data = {lv: {pid: row(s) for pid, s in states.items()} for lv, states in book.items()}
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -416,30 +410,23 @@ def idle_book_from_json(text: str | None) -> IdleBook:
     if not text:
         return {}
     try:
-        data = json.loads(text)
         return {
-            str(level): {
-                str(pid): IdleState(
-                    pod_id=str(pid),
-                    run_start=_opt_time(s["run_start"]),
-                    idle_since=_opt_time(s["idle_since"]),
-                    last_sample_at=_time(s["last_sample_at"]),
-                    last_util=float(s["last_util"]),
-                )
-                for pid, s in states.items()
+            str(lv): {
+                str(pid): IdleState(str(pid), _time(run), _time(since), _at(last), float(util))
+                for pid, (run, since, last, util) in states.items()
             }
-            for level, states in data.items()
+            for lv, states in json.loads(text).items()
         }
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"not an idle book: {type(exc).__name__}") from exc
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(f"not an idle book: {exc}") from exc
 
 
-def _time(v: object) -> datetime:
+def _time(v: object) -> datetime | None:
+    return None if v is None else _at(v)
+
+
+def _at(v: object) -> datetime:
     t = datetime.fromisoformat(str(v))
     if t.tzinfo is None:
         raise ValueError("idle book time without a zone")
     return t
-
-
-def _opt_time(v: object) -> datetime | None:
-    return None if v is None else _time(v)
