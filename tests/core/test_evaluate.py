@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.core.evaluate import evaluate, evaluate_budget
-from daemon.core.model import SpendPoint
+from daemon.core.model import SeriesKey, SpendPoint
 from tests.core.helpers import (
     ACCOUNT,
     DAY0,
@@ -62,6 +62,12 @@ def test_current_provisional_hour_counts() -> None:
 def test_points_outside_the_window_do_not_count() -> None:
     ev = run(cfg(bud()), {ACCOUNT: acct(500.0, -1) + acct(10.0, 1) + acct(500.0, 24)})
     assert ev.statuses[0].spend == 10.0
+
+
+def test_other_accounts_series_are_not_read() -> None:
+    other = SeriesKey("other", "account")
+    ev = run(cfg(bud(accounts=None)), {ACCOUNT: acct(1.0), other: acct(100.0)})
+    assert {s.account: s.spend for s in ev.statuses} == {"acc": 1.0, "other": 100.0}
 
 
 def test_closed_days_held_as_day_buckets_count_in_a_month_window() -> None:
@@ -343,3 +349,22 @@ def test_unscoped_budget_with_except_pods_still_counts_every_resource() -> None:
     }
     [s] = run(cfg(bud(except_pods=["dev"])), pts, [pod("p1"), pod("dev")]).statuses
     assert s.spend == 8.0  # 10 total - 2 of the excluded pod
+
+
+FAMILIES = ["pods", "serverless", "storage", "clusters", "public_endpoints"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    parts=st.lists(
+        st.tuples(st.integers(-2, 25), st.lists(amounts, min_size=5, max_size=5)), max_size=12
+    )
+)
+def test_family_budgets_sum_to_the_unscoped_budget(parts: list[tuple[int, list[float]]]) -> None:
+    # the account series keeps each bucket's total and its components
+    pts: list[SpendPoint] = []
+    for hour, values in parts:
+        pts += acct(sum(values), hour, **dict(zip(FAMILIES, values, strict=True)))
+    config = cfg(bud("all"), *(bud(f, resources=[f]) for f in FAMILIES))
+    got = {s.budget: s.spend for s in run(config, {ACCOUNT: pts}).statuses}
+    assert sum(got[f] for f in FAMILIES) == pytest.approx(got["all"], abs=1e-6)

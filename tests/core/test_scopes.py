@@ -72,6 +72,8 @@ def test_series_for_each_kind_of_budget() -> None:
     assert series_for(budget(match={"pod_id": ["p1"]}), "acc") == PODS
     assert series_for(budget(match={"pod_name": "train-*"}), "acc") == PODS
     assert series_for(budget(except_pods=["p9"]), "acc") == PODS
+    # v2 replaces the GPU-filtered podId series of v1 (one per folded GPU name)
+    # by the one pods series: GPU types come from the pods and the registry
     assert series_for(budget(per="pod", match={"gpu_type": [H100, A4500]}), "acc") == PODS
     assert budget_family(budget(per="endpoint")) == "serverless"
     assert budget_family(budget(match={"endpoint_name": "llm-*"})) == "serverless"
