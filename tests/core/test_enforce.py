@@ -18,6 +18,7 @@ from daemon.core.enforce import (
     plan_enforcement,
 )
 from daemon.core.model import Group, InstanceStatus, Pod, PodStatus, Window
+from tests.core.helpers import pod as make_pod
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DAY = Window("day", datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC), False)
@@ -42,9 +43,14 @@ def budget(name: str = "b", **kw: Any) -> dict[str, Any]:
 
 
 def pod(
-    pid: str, cost: float = 1.0, status: PodStatus = PodStatus.RUNNING, name: str | None = None
+    pid: str,
+    cost: float = 1.0,
+    status: PodStatus = PodStatus.RUNNING,
+    name: str | None = None,
+    **kw: bool,
 ) -> Pod:
-    return Pod(pid, name or f"name-{pid}", status, cost)
+    """A live CPU pod (GPU type plays no part in enforcement); ``kw``: locked, can_stop."""
+    return make_pod(pid, cost, None, name=name, status=status, **kw)
 
 
 def per_pod(pid: str, spend: float, budget_name: str = "b", limit: float = 100.0) -> InstanceStatus:
@@ -173,6 +179,24 @@ def test_not_running_pod_is_never_stopped(listed: bool) -> None:
     assert reasons(p) == [("p1", "not_running")]
 
 
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [({"locked": True}, "locked"), ({"can_stop": False}, "not_stoppable")],
+)
+def test_locked_or_unstoppable_pod_is_refused(flags: dict[str, bool], reason: str) -> None:
+    c = cfg(budget(per="pod", enforce={"at": 100, "dry_run": False}))
+    p = plan(c, [per_pod("p1", 500)], {"acc": [pod("p1", **flags)]})
+    assert p.actions == ()
+    assert reasons(p) == [("p1", reason)]
+    assert not p.cap_reached
+
+
+def test_locked_refusal_is_described() -> None:
+    c = cfg(budget(per="pod", enforce={"at": 100, "dry_run": False}))
+    lines = describe_plan(plan(c, [per_pod("p1", 500)], {"acc": [pod("p1", locked=True)]}))
+    assert any("pod p1" in line and "locked" in line for line in lines)
+
+
 # --------------------------------------------------------------------------- aggregate
 
 
@@ -205,6 +229,30 @@ def test_aggregate_keeps_stopping_until_it_fits() -> None:
     # room 4 over 12 h: need burn <= 0.333; stop a, b -> 0.3 fits
     p = plan(c, [aggregate(["a", "b", "c"], 96)], {"acc": pods})
     assert [a.pod_id for a in p.actions] == ["a", "b"]
+
+
+def test_locked_pod_keeps_burning_so_the_next_pod_is_stopped_instead() -> None:
+    # 12 h left, spend 90 of 100: burn must drop to <= 0.833 USD/h. The locked
+    # pod (2.0) cannot be stopped and its burn still counts, so stopping the
+    # others cannot make it fit: every stoppable pod goes, highest first.
+    c = cfg(budget(enforce={"at": 90, "dry_run": False}))
+    pods = [pod("big", 2.0, locked=True), pod("mid", 1.0), pod("small", 0.5)]
+    p = plan(c, [aggregate(["big", "mid", "small"], 90)], {"acc": pods})
+    assert [a.pod_id for a in p.actions] == ["mid", "small"]
+    assert reasons(p) == [("big", "locked")]
+
+
+def test_unstoppable_biggest_pod_is_skipped_and_the_next_makes_room() -> None:
+    # 0.5 x 12 = 6 -> 96 fits once "mid" (1.0) is stopped; "big" has no stop action
+    c = cfg(budget(enforce={"at": 90, "dry_run": False}))
+    pods = [pod("big", 0.3, can_stop=False), pod("mid", 1.0), pod("small", 0.2)]
+    p = plan(c, [aggregate(["big", "mid", "small"], 90)], {"acc": pods})
+    assert [a.pod_id for a in p.actions] == ["mid"]
+    assert reasons(p) == []  # fits before the unstoppable pod's turn comes
+    pods = [pod("big", 3.0, can_stop=False), pod("mid", 0.6), pod("small", 0.2)]
+    p = plan(c, [aggregate(["big", "mid", "small"], 90)], {"acc": pods})
+    assert reasons(p) == [("big", "not_stoppable")]
+    assert [a.pod_id for a in p.actions] == ["mid", "small"]
 
 
 def test_aggregate_that_already_fits_stops_nothing() -> None:
