@@ -30,14 +30,26 @@ def check(path: Path, env: Mapping[str, str], *, dry_run: bool, out: TextIO | No
     out = out or sys.stdout
     rt = build_runtime(path, env, read_only=dry_run)
     try:
+        print(api_line(rt), file=out, flush=True)
         result = run_cycle(rt.deps(), dry_run=dry_run)
+        consoles = {n for n, c in rt.config.notifiers.items() if c.type == "console"}
     finally:
         rt.close()
-    print_cycle(result, out, dry_run=dry_run)
+    print_cycle(result, out, dry_run=dry_run, consoles=consoles)
     return EXIT_OK if result.billing_ok else EXIT_FAIL
 
 
-def print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
+def api_line(rt: Runtime) -> str:
+    """Which RunPod API the command talks to, so a misspelt base URL shows."""
+    bases = sorted({f"{api.version} at {api.base_url}" for api in rt.apis.values()})
+    return f"RunPod API {', '.join(bases)}"
+
+
+def print_cycle(
+    result: CycleResult, out: TextIO, *, dry_run: bool, consoles: set[str] | None = None
+) -> None:
+    """What one cycle did, for people. An alert a console notifier printed
+    already (a real run) is named by id only, not printed twice."""
     # a real run has queued the alert; the delivery lines below say how sending went
     verb = "would send to" if dry_run else "queued for"
     for acc, err in result.fetch_errors.items():
@@ -45,10 +57,11 @@ def print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
     if not result.alerts:
         print("no new alerts", file=out)
     for a in result.alerts:
-        print(
-            f"{verb} {', '.join(a.notifiers) or 'nobody'}: {render.console_text(a.payload)}",
-            file=out,
-        )
+        who = ", ".join(a.notifiers) or "nobody"
+        if not dry_run and consoles and set(a.notifiers) & consoles:
+            print(f"{verb} {who}: {a.id}", file=out)
+        else:
+            print(f"{verb} {who}: {render.console_text(a.payload)}", file=out)
     for line in result.enforcement_log:
         print(line, file=out)
     for alert_id, notifier in result.delivery.delivered:
@@ -80,8 +93,15 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
     console = Console(file=out, width=160, soft_wrap=False)
     rt = build_runtime(path, env, read_only=True)
     try:
+        console.print(api_line(rt))
         # A dry cycle: fresh numbers without writing, sending or stopping anything.
         result = run_cycle(rt.deps(), dry_run=True)
+        for acc, api_err in result.fetch_errors.items():
+            console.print(
+                f"STALE: RunPod billing unusable for account {acc} ({api_err}); "
+                "the figures below are what the state held, not fresh",
+                markup=False,
+            )
         statuses = sorted(
             result.evaluation.statuses, key=lambda s: (s.account, s.budget, s.group.key)
         )

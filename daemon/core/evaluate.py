@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from daemon.config.models import Budget, Config
-from daemon.core.model import Contributor, Finding, InstanceStatus, Pod, Window
-from daemon.core.scopes import Instance, instances_for, series_for
+from daemon.core.model import Contributor, Finding, InstanceStatus, Pod, SeriesKey, Window
+from daemon.core.scopes import Instance, instances_for, series_for, subtracts_pods
 from daemon.core.spend import SeriesView, SpendData, total
 from daemon.core.windows import HOUR, floor_hour, time_left, window_at
 
@@ -93,6 +93,7 @@ def evaluate_budget(
     key = series_for(budget, account)
     view = data.view(key)
     sums = view.window(window.start, window.end)
+    pod_view = data.view(SeriesKey(account, "pods")) if subtracts_pods(budget) else None
     scope = instances_for(
         budget,
         account,
@@ -100,10 +101,12 @@ def evaluate_budget(
         pods,
         registry=data.registry.get(account, {}),
         names=data.names.get((account, key.family), {}),
+        pod_spend=list(pod_view.window(window.start, window.end)) if pod_view else (),
     )
     statuses = [
         instance_status(
-            config, budget, account, window, inst, view=view, live=pods is not None, now=now
+            config, budget, account, window, inst, view=view, live=pods is not None, now=now,
+            minus_view=pod_view,
         )
         for inst in scope.instances
     ]
@@ -120,6 +123,7 @@ def instance_status(
     view: SeriesView,
     live: bool,
     now: datetime,
+    minus_view: SeriesView | None = None,
 ) -> InstanceStatus:
     """Spend, forecast, contributors and pods of one instance at ``now``.
 
@@ -128,6 +132,9 @@ def instance_status(
     """
     sums = view.window(window.start, window.end)
     spend = total(sums, inst.resources)
+    minus = minus_view if inst.minus_pods else None
+    if minus is not None:
+        spend = max(0.0, spend - total(minus.window(window.start, window.end), inst.minus_pods))
     hours_left = time_left(window, now) / HOUR
     if inst.burns_live and live:
         rate = recent_rate(view, inst.rate_resources, window, now) if inst.rate_resources else 0.0
@@ -135,6 +142,9 @@ def instance_status(
         forecast: float | None = spend + burn * hours_left
     else:
         estimated = recent_rate(view, inst.resources, window, now)
+        if estimated is not None and minus is not None:
+            gone = recent_rate(minus, inst.minus_pods, window, now) or 0.0
+            estimated = max(0.0, estimated - gone)
         forecast = None if estimated is None else spend + estimated * hours_left
     return InstanceStatus(
         account=account,

@@ -106,12 +106,14 @@ def plan_series(
 
     have_hour: set[int] = set()
     have_day: set[int] = set()
+    hour_ends: list[tuple[int, int]] = []
     for c in held:
         a, b = _h(floor_hour(c.start)), _h(floor_hour(c.end))
         if c.hours >= 24:
             have_day.update(range(-(-a // 24), b // 24))
         else:
             have_hour.update(range(a, b))
+            hour_ends.append((a, b))
 
     hourly = hourly_needs(windows, now)
     fetch_hours: set[int] = set(range(max(first, settled), end))
@@ -130,6 +132,18 @@ def plan_series(
             fetch_hours.update(range(day * 24, day * 24 + 24))
         else:
             fetch_hours.update(missing)
+
+    # A stored hour range that stops where the next fetch begins was cut off
+    # by a gap (the daemon was down): its newest hours were still provisional
+    # when they were stored, so they are fetched once more with the gap.
+    provisional = int(settle / HOUR)
+    for a, b in hour_ends:
+        if b in fetch_hours:
+            fetch_hours.update(h for h in range(max(a, b - provisional), b) if h >= first)
+        elif b % 24 == 0 and b // 24 in fetch_days:
+            day = (b - 1) // 24
+            if (b - 1) >= first and day not in fetch_days:
+                fetch_hours.update(range(max(a, b - provisional, first), b))
 
     out = [
         FetchRequest(series, _t(a), _t(b), "hour") for a, b in _runs(fetch_hours, max_hours)

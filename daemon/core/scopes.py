@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from daemon.config.models import Budget
 from daemon.core.model import TOTAL, Family, Group, Pod, PodInfo, SeriesKey
@@ -48,13 +48,18 @@ def budget_family(budget: Budget) -> Family:
         m is not None and (m.volume_id is not None or m.volume_name is not None)
     ):
         return "storage"
-    if (
-        budget.per in ("pod", "gpu_type")
-        or budget.except_pods
-        or (m is not None and (m.pod_id is not None or m.pod_name is not None or m.gpu_type))
+    if budget.per in ("pod", "gpu_type") or (
+        m is not None and (m.pod_id is not None or m.pod_name is not None or m.gpu_type)
     ):
         return "pods"
     return "account"
+
+
+def subtracts_pods(budget: Budget) -> bool:
+    """An account-wide budget with ``except_pods`` also reads the ``pods``
+    series: the excluded pods' spend is taken out of the account total."""
+    counts_pods = budget.resources is None or "pods" in budget.resources
+    return budget_family(budget) == "account" and bool(budget.except_pods) and counts_pods
 
 
 def series_for(budget: Budget, account: str) -> SeriesKey:
@@ -84,6 +89,7 @@ class Instance:
     burns_live: bool = False
     rate_resources: tuple[str, ...] = ()
     contributors: tuple[tuple[str, str], ...] = ()
+    minus_pods: tuple[str, ...] = ()  # pods whose spend is taken out (except_pods)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +156,23 @@ def instances_for(
     *,
     registry: Mapping[str, PodInfo],
     names: Mapping[str, str],
+    pod_spend: Sequence[str] = (),
 ) -> Scope:
     """Cut a budget's series into its instances.
 
     ``spend_resources`` are the resources with stored spend in the budget's
     series (within the longest window that matters); ``pods`` is the account's
     live ``GET /pods`` list or None when that call failed; ``registry`` the pods
-    remembered; ``names`` the endpoint or volume names by id.
+    remembered; ``names`` the endpoint or volume names by id; ``pod_spend``
+    the pods with spend in the window (for an account budget's ``except_pods``).
     """
     family = budget_family(budget)
     key = SeriesKey(account, family)
     if family == "account":
-        return Scope([_account_instance(budget, key, pods)])
+        inst = _account_instance(budget, key, pods)
+        if subtracts_pods(budget):
+            inst = _without_excepted(budget, inst, pod_spend, pods, registry)
+        return Scope([inst])
     if family == "pods":
         return Scope(_pod_instances(budget, key, spend_resources, pods, registry))
     return Scope(_named_instances(budget, key, family, spend_resources, names))
@@ -181,6 +192,27 @@ def _account_instance(budget: Budget, key: SeriesKey, pods: Sequence[Pod] | None
         burns_live=counts_pods,
         rate_resources=tuple(f for f in shown if f != "pods"),
         contributors=tuple((f, f) for f in shown),
+    )
+
+
+def _without_excepted(
+    budget: Budget,
+    inst: Instance,
+    pod_spend: Sequence[str],
+    pods: Sequence[Pod] | None,
+    registry: Mapping[str, PodInfo],
+) -> Instance:
+    live = {p.id: p for p in pods or ()}
+    excluded = set(budget.except_pods)
+    minus = tuple(
+        sorted(
+            pid
+            for pid in dict.fromkeys([*pod_spend, *live])
+            if pid in excluded or pod_facts(pid, live, registry).name in excluded
+        )
+    )
+    return replace(
+        inst, running=tuple(p for p in inst.running if p.id not in minus), minus_pods=minus
     )
 
 

@@ -50,7 +50,11 @@ class SeriesView:
         parts: dict[str, list[float]] = {}
         for p in self._points:
             t = p.time
-            if t < start or t >= end:
+            if t >= end:
+                continue
+            if t < start:
+                if p.hours != 1 and t + timedelta(hours=p.hours) > start:
+                    self.straddling += 1
                 continue
             if p.hours != 1 and t + timedelta(hours=p.hours) > end:
                 self.straddling += 1

@@ -31,7 +31,7 @@ from daemon.core.model import (
     iso_z,
 )
 from daemon.core.ports import ApiError, RegistryStore, RunPodApi, SpendStore, Store
-from daemon.core.scopes import budget_family
+from daemon.core.scopes import budget_family, subtracts_pods
 from daemon.core.spend import SeriesView, SpendData
 from daemon.core.windows import window_at
 
@@ -50,6 +50,8 @@ def needed_windows(config: Config, now: datetime) -> dict[SeriesKey, list[Window
         w = window_at(budget.window, now, zone)
         for account in config.budget_accounts(budget):
             out.setdefault(SeriesKey(account, budget_family(budget)), []).append(w)
+            if subtracts_pods(budget):
+                out.setdefault(SeriesKey(account, "pods"), []).append(w)
     if config.digest is not None:
         digest = [window_at(s, now, zone) for s in ("day", "week", "month")]
         for acc in config.accounts:

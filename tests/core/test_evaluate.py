@@ -178,7 +178,7 @@ def test_resources_pods_forecast_adds_no_rate_of_other_families() -> None:
 
 
 def test_top_contributors_of_an_aggregate_instance() -> None:
-    b = bud(except_pods=["x"])
+    b = bud(match={"pod_id": [*(f"p{i}" for i in range(1, 8)), "x"]}, except_pods=["x"])
     pts = [pt(f"p{i}", float(i)) for i in range(1, 8)] + [pt("p7", 1.0, 1), pt("x", 99.0)]
     pods = [pod("p7", 1.0)]
     [s] = run(cfg(b), {PODS: pts}, pods).statuses
@@ -325,7 +325,8 @@ amounts = st.floats(min_value=0, max_value=500, allow_nan=False).map(lambda x: r
     zone=st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata"]),
 )
 def test_per_pod_statuses_sum_to_the_pods_wide_status(points: list[SpendPoint], zone: str) -> None:
-    config = cfg(bud("whole", except_pods=["nobody"]), bud("each", per="pod"), timezone=zone)
+    every = {"pod_id": ["p1", "p2", "p3"]}
+    config = cfg(bud("whole", match=every), bud("each", per="pod"), timezone=zone)
     ev = run(config, {PODS: points}, [])
     [whole] = [s for s in ev.statuses if s.budget == "whole"]
     each = [s for s in ev.statuses if s.budget == "each"]
@@ -334,12 +335,6 @@ def test_per_pod_statuses_sum_to_the_pods_wide_status(points: list[SpendPoint], 
     assert sum(s.spend for s in each) == pytest.approx(whole.spend, abs=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scopes.py budget_family: except_pods alone moves an unscoped budget to the "
-    "pods series, so it stops counting serverless and storage (contract: no pod match "
-    "= every resource)",
-)
 def test_unscoped_budget_with_except_pods_still_counts_every_resource() -> None:
     # contract "What a budget counts": a budget with no pod, endpoint or volume
     # match counts every resource; except_pods only takes those pods out

@@ -71,7 +71,8 @@ def test_series_for_each_kind_of_budget() -> None:
     assert series_for(budget(per="pod"), "acc") == PODS
     assert series_for(budget(match={"pod_id": ["p1"]}), "acc") == PODS
     assert series_for(budget(match={"pod_name": "train-*"}), "acc") == PODS
-    assert series_for(budget(except_pods=["p9"]), "acc") == PODS
+    # except_pods alone keeps the budget account-wide: those pods are taken out
+    assert series_for(budget(except_pods=["p9"]), "acc") == SeriesKey("acc", "account")
     # v2 replaces the GPU-filtered podId series of v1 (one per folded GPU name)
     # by the one pods series: GPU types come from the pods and the registry
     assert series_for(budget(per="pod", match={"gpu_type": [H100, A4500]}), "acc") == PODS
@@ -195,7 +196,7 @@ def test_pod_id_budget_still_works_when_pods_list_failed() -> None:
 
 
 def test_except_pods_removes_spend_and_live_burn() -> None:
-    b = budget(except_pods=["dev"])
+    b = budget(match={"pod_id": ["p1", "dev"]}, except_pods=["dev"])
     scope, view = cut(b, [pt("p1", 1.0), pt("dev", 7.0)], [pod("p1"), pod("dev")])
     [inst] = scope.instances
     assert spend(inst, view) == 1.0
@@ -203,7 +204,7 @@ def test_except_pods_removes_spend_and_live_burn() -> None:
 
 
 def test_except_pods_by_exact_name() -> None:
-    b = budget(except_pods=["keep-me"])
+    b = budget(match={"pod_id": ["p1", "p2"]}, except_pods=["keep-me"])
     scope, view = cut(b, [pt("p1", 1.0), pt("p2", 7.0)], [pod("p1"), pod("p2", name="keep-me")])
     assert spend(scope.instances[0], view) == 1.0
 
@@ -294,7 +295,7 @@ def test_per_gpu_type_instances_sum_to_the_pods_total(
     pods = [pod("p1", gpu=gpus[0]), pod("p2", gpu=gpus[1], running=False)]
     reg = [info("p3", "n3", gpus[2])]
     per, view = cut(budget(per="gpu_type"), points, pods, reg)
-    whole, _ = one(budget(except_pods=["nobody"]), points, pods, reg)
+    whole, _ = one(budget(match={"pod_id": ["p1", "p2", "p3", "p4"]}), points, pods, reg)
     assert abs(sum(spend(i, view) for i in per.instances) - spend(whole, view)) < 1e-6
     keys = [i.group.key for i in per.instances]
     assert len(keys) == len({fold_gpu(k) for k in keys})  # one instance per folded GPU

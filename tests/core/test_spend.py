@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from daemon.core.model import SeriesKey
 from daemon.core.spend import SeriesView, SpendData, total
 from tests.core.helpers import DAY0, PODS, H, pt
@@ -36,11 +34,6 @@ def test_a_repeated_window_is_served_from_the_memo() -> None:
     assert v.straddling == 1  # reported once per window, not once per read
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spend.py SeriesView.window skips a bucket that starts before the window "
-    "without counting it in straddling (only the end edge is reported)",
-)
 def test_day_bucket_straddling_the_window_start_is_left_out_and_reported() -> None:
     # a Berlin day window starts at 23:00Z: yesterday's day bucket starts
     # before it and ends inside it, so it must not count, and it is a gap the
