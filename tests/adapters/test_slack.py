@@ -3,53 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
 
 from daemon.adapters.slack import SlackSender
 from daemon.config.models import SlackNotifier
-from daemon.core.model import Alert, Finding, Group, InstanceStatus, Window
+from daemon.core.model import Group
 from daemon.core.ports import DeliveryError
-from daemon.core.render import alert_from_finding
+from tests.adapters.conftest import block_text, make_alert
 from tests.support.receiver import CLOSE, Receiver, slack_error
 
 TOKEN = "xoxb-0000-SECRETTOKEN-7f3a9c"
 HOOK_PATH = "/services/T000/B000/SECRETHOOK9d2e1"
 HOOK_SECRET_SEGMENT = "SECRETHOOK9d2e1"
 POST = "/api/chat.postMessage"
-
-WINDOW = Window(
-    size="day",
-    start=datetime(2026, 11, 24, tzinfo=UTC),
-    end=datetime(2026, 11, 25, tzinfo=UTC),
-    rolling=False,
-)
-
-
-def make_alert(group: Group | None = None) -> Alert:
-    status = InstanceStatus(
-        account="research",
-        budget="h100-daily",
-        group=group or Group(gpu_type="NVIDIA H100 80GB HBM3"),
-        window=WINDOW,
-        spend=241.37,
-        limit=300.0,
-        forecast=331.02,
-        thresholds=(80.0, 100.0),
-        forecast_enabled=True,
-    )
-    finding = Finding(kind="threshold", status=status, threshold=80.0)
-    return alert_from_finding(finding, ["ops"], datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC))
-
-
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
 
 def webhook_sender(rx: Receiver, **kw: object) -> SlackSender:
     cfg = SlackNotifier(type="slack", webhook_url=SecretStr(rx.url + HOOK_PATH), timeout=2)
@@ -61,23 +29,6 @@ def bot_sender(rx: Receiver, **kw: object) -> SlackSender:
     cfg = SlackNotifier(type="slack", token=SecretStr(TOKEN), channel="#gpu-budget", timeout=2)
     kw.setdefault("retry_interval", 0.01)
     return SlackSender("ops", cfg, base_url=rx.url + "/api/", **kw)  # type: ignore[arg-type]
-
-
-def block_text(body: dict[str, object]) -> str:
-    out: list[str] = []
-
-    def walk(x: object) -> None:
-        if isinstance(x, str):
-            out.append(x)
-        elif isinstance(x, dict):
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(body.get("blocks"))
-    return "\n".join(out)
 
 
 def assert_message_content(body: dict[str, object]) -> None:
@@ -270,19 +221,6 @@ def test_webhook_200_without_ok_is_not_success(rx: Receiver) -> None:
     with pytest.raises(DeliveryError) as ei:
         webhook_sender(rx).send(make_alert())
     assert ei.value.permanent is False
-
-
-def test_on_result_hook(rx: Receiver) -> None:
-    seen: list[tuple[str, str, bool | None]] = []
-    sender = webhook_sender(
-        rx, on_result=lambda n, a, e: seen.append((n, a.id, None if e is None else e.permanent))
-    )
-    alert = make_alert()
-    sender.send(alert)
-    rx.respond(HOOK_PATH, [(404, "channel_not_found", {})])
-    with pytest.raises(DeliveryError):
-        sender.send(alert)
-    assert seen == [("ops", alert.id, None), ("ops", alert.id, True)]
 
 
 # --------------------------------------------------------------------------- secrets
