@@ -6,6 +6,7 @@ Times never appear here (they need the display zone; see ``wording.local_time``)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from daemon.core.wording import (
@@ -69,7 +70,9 @@ def idle_cost(p: P) -> float | None:
     secs, cost = idle_seconds(p), p.get("cost_per_hr")
     if secs is None or not isinstance(cost, int | float):
         return None
-    return float(cost) * max(0.0, secs) / 3600
+    # in decimal, rounded half up: $3.99/h for 2 h 10 min is $8.645, said $8.65
+    exact = Decimal(str(cost)) * Decimal(max(0, round(secs))) / 3600
+    return float(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def idle_line(p: P) -> str:
@@ -82,8 +85,13 @@ def idle_line(p: P) -> str:
 
 def uptime_line(p: P) -> str:
     """``running for 13 h 5 min (over 12 h) at $2.99/h``."""
+    start, fired = parse_time(p.get("run_started_at")), parse_time(p.get("fired_at"))
     hours = p.get("uptime_hours")
-    secs = float(hours) * 3600 if isinstance(hours, int | float) else None
+    secs: float | None = None
+    if start is not None and fired is not None:  # exact; uptime_hours is rounded
+        secs = (fired - start).total_seconds()
+    elif isinstance(hours, int | float):
+        secs = float(hours) * 3600
     over = f" (over {config_duration(p['uptime_over'])})" if p.get("uptime_over") else ""
     return f"running for {duration(secs)}{over} at {rate(p.get('cost_per_hr'))}"
 

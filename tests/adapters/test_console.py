@@ -20,8 +20,8 @@ from daemon.config.models import (
     WebhookNotifier,
 )
 from daemon.core.model import Alert
-from daemon.core.ports import DeliveryError
 from daemon.core.payload import test_payload as make_test_payload
+from daemon.core.ports import DeliveryError
 from tests.support.receiver import Receiver
 
 FIRED = datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC)

@@ -19,6 +19,7 @@ HOOK_PATH = "/services/T000/B000/SECRETHOOK9d2e1"
 HOOK_SECRET_SEGMENT = "SECRETHOOK9d2e1"
 POST = "/api/chat.postMessage"
 
+
 def webhook_sender(rx: Receiver, **kw: object) -> SlackSender:
     cfg = SlackNotifier(type="slack", webhook_url=SecretStr(rx.url + HOOK_PATH), timeout=2)
     kw.setdefault("retry_interval", 0.01)

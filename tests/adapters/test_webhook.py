@@ -30,6 +30,7 @@ PATH_SECRET = "SECRETPATH-5c1d"
 SECRET_A = "whsec_" + base64.b64encode(b"first-secret-key-0123456789abcdef").decode()
 SECRET_B = "plain-SECRET-b-98765"
 
+
 def make_alert() -> Alert:
     return make_budget_alert(notifiers=["finance"])
 
