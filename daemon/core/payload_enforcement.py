@@ -24,6 +24,14 @@ from daemon.core.wording import refusal_text
 #: what happened to the pod; ``unknown``: a stop was sent and its outcome could
 #: not be confirmed (it is not retried blindly)
 EnforcementAction = Literal["stopped", "would_stop", "refused", "failed", "unknown"]
+#: why a pod was left running (``reason`` of ``refused``), each with a sentence
+#: in ``wording.refusal_text``; ``locked`` and ``not_stoppable`` come from the
+#: pod itself (RunPod's ``locked`` flag; ``actions`` without ``stop``)
+REFUSAL_REASONS: tuple[str, ...] = (
+    "stale_data", "pods_unavailable", "protected", "not_running", "cap_reached",
+    "locked", "not_stoppable", "unknown_after_crash", "already_stopped",
+    "retries_exhausted", "intent_exists",
+)  # fmt: skip
 
 
 def enforcement_alert_id(
@@ -116,7 +124,8 @@ def enforcement_payload(
     ``refused`` / ``unknown``. Raises ``PayloadError``."""
     detail = error or ""
     if not detail and action in ("refused", "unknown", "failed"):
-        detail = refusal_text(reason or action)
+        # never empty: an unrecorded reason reads "no reason recorded"
+        detail = refusal_text(reason or ("unknown" if action == "unknown" else ""))
     return EnforcementPayload(
         id=enforcement_alert_id(instance_key, pod_id, action, reason),
         instance=InstanceFields.of(status),

@@ -37,7 +37,7 @@ _REASON_TEXT: dict[str, str] = {
     "protected": "the pod is listed in except_pods",
     "not_running": "the pod is not running",
     "cap_reached": "max_stops_per_cycle was reached",
-    "locked": "the pod is locked in RunPod; locked pods are left running",
+    "locked": "the pod is locked in RunPod (locked pods are never stopped)",
     "not_stoppable": "RunPod offers no stop action for this pod",
     "unknown_after_crash": "an earlier stop was interrupted; it is not repeated blindly",
     "already_stopped": "it was stopped once in this window and restarted since",

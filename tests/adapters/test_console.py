@@ -134,3 +134,13 @@ def test_build_notifiers_bad_secret_names_the_notifier_not_the_secret() -> None:
         build_notifiers(cfg.notifiers, zone=ZoneInfo("UTC"))
     assert "'finance'" in str(ei.value)
     assert "SECRET" not in str(ei.value)
+
+
+def test_console_shows_times_in_its_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    from tests.adapters.conftest import make_alert as make_budget_alert
+
+    buf = io.StringIO()
+    ConsoleSender("out", buf, zone=ZoneInfo("America/New_York")).send(make_budget_alert())
+    assert "Mon 23 Nov 19:00 → Tue 24 Nov 19:00 EST" in buf.getvalue()

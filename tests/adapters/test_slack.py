@@ -263,3 +263,22 @@ def test_secrets_never_leak(
     assert "ops" in blob  # the errors do name the notifier
     for secret in (TOKEN, HOOK_SECRET_SEGMENT, "SECRETTOKEN"):
         assert secret not in blob
+
+
+def test_times_in_the_message_are_in_the_senders_zone(rx: Receiver) -> None:
+    from zoneinfo import ZoneInfo
+
+    webhook_sender(rx, zone=ZoneInfo("Europe/Berlin")).send(make_alert())
+    text = block_text(rx.wait_for(1)[0].json)
+    assert "fired Tue 24 Nov 15:05 CET" in text
+    assert "2026-11-24T00:00:00Z" in text  # the id stays UTC
+
+
+def test_slack_wants_summaries_and_never_disables_itself(rx: Receiver) -> None:
+    s = webhook_sender(rx)
+    assert s.wants_summary is True
+    rx.respond(HOOK_PATH, [(410, "channel_is_archived", {})])
+    with pytest.raises(DeliveryError) as ei:
+        s.send(make_alert())
+    assert ei.value.permanent is True
+    assert s.disabled_reason is None

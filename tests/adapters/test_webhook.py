@@ -274,3 +274,15 @@ def test_secrets_never_leak(
     for secret in (PATH_SECRET, SECRET_A, SECRET_A[6:], SECRET_B, "SECRET"):
         assert secret not in blob, secret
     json.dumps(texts)  # all plain strings
+
+
+def test_a_non_finite_number_is_never_sent(rx: Receiver) -> None:
+    alert = make_alert()
+    alert.payload["spend_usd"] = float("nan")  # e.g. a row stored before strict encoding
+    s = sender(rx)
+    assert s.wants_summary is False  # machines read one event per alert
+    with pytest.raises(DeliveryError) as ei:
+        s.send(alert)
+    assert ei.value.permanent is True
+    assert "non-finite" in str(ei.value)
+    assert rx.requests == []

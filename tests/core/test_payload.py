@@ -473,3 +473,17 @@ def test_digest_refuses_a_nan_in_a_series() -> None:
     )  # fmt: skip
     with pytest.raises(PayloadError, match=r"top_pods\[0\]\.hourly\[1\]"):
         digest_payload(bad, FIRED)
+
+
+def test_every_refusal_reason_has_a_sentence() -> None:
+    from daemon.core.payload_enforcement import REFUSAL_REASONS
+    from daemon.core.wording import refusal_text
+
+    assert {"locked", "not_stoppable"} <= set(REFUSAL_REASONS)
+    for reason in REFUSAL_REASONS:
+        assert refusal_text(reason) != reason
+
+
+def test_a_refusal_without_a_recorded_reason_still_says_so() -> None:
+    p = enforcement(action="refused", reason="")
+    assert p["enforcement"]["pods"][0]["detail"] == "no reason recorded"  # type: ignore[index]
