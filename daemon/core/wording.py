@@ -17,6 +17,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from daemon.core.model import Group, fmt_num
+from daemon.core.payload import group_json
 
 DEFAULT_CONSOLE_URL = "https://console.runpod.io/pods"
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -166,17 +167,7 @@ def window_label(w: Mapping[str, Any] | None, zone: ZoneInfo) -> str:
 
 
 def _group_dict(group: Group | Mapping[str, Any] | None) -> Mapping[str, Any]:
-    if isinstance(group, Group):
-        return {
-            "pod_id": group.pod_id,
-            "pod_name": group.pod_name,
-            "gpu_type": group.gpu_type,
-            "endpoint_id": group.endpoint_id,
-            "endpoint_name": group.endpoint_name,
-            "volume_id": group.volume_id,
-            "volume_name": group.volume_name,
-        }
-    return group or {}
+    return group_json(group) if isinstance(group, Group) else (group or {})
 
 
 def _named(kind: str, ident: object, name: object) -> str:
