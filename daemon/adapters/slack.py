@@ -18,6 +18,7 @@ import math
 import re
 from typing import Any
 from urllib.error import URLError
+from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -33,12 +34,11 @@ from slack_sdk.http_retry import (
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from daemon.adapters.reporting import OnResult, send_and_report
-from daemon.adapters.webhook import retry_after_seconds
+from daemon.adapters.http_status import classify_status, header, retry_after_seconds
+from daemon.adapters.slack_blocks import slack_blocks
 from daemon.config.models import SlackNotifier
 from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError
-from daemon.core.render import slack_blocks
 
 # Slack error codes after which resending the same message cannot succeed.
 PERMANENT_ERRORS = frozenset(
@@ -115,11 +115,7 @@ class _ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
         if not super()._can_retry(state=state, request=request, response=response, error=error):
             return False
         assert response is not None
-        value = None
-        for k, v in response.headers.items():
-            if k.lower() == "retry-after":
-                value = v[0] if isinstance(v, list) and v else v
-        wait = retry_after_seconds(value if isinstance(value, str) else None)
+        wait = retry_after_seconds(header(response.headers, "retry-after"))
         return wait is None or wait <= self.max_wait
 
 
@@ -137,8 +133,11 @@ class SlackSender:
     is itself configurable. ``max_retries`` bounds slack-sdk's quick in-process
     retries per handler; ``retry_interval`` is their fixed pause in seconds;
     a rate limit is only retried in-process when ``Retry-After`` is at most
-    ``max_retry_after`` seconds.
+    ``max_retry_after`` seconds. ``zone`` is the display zone of the times in
+    messages. Slack wants summaries (people read it); it never disables itself.
     """
+
+    wants_summary = True
 
     def __init__(
         self,
@@ -149,11 +148,11 @@ class SlackSender:
         max_retries: int = 2,
         retry_interval: float = 1.0,
         max_retry_after: float = 5.0,
-        on_result: OnResult | None = None,
+        zone: ZoneInfo | None = None,
     ) -> None:
         self.name = name
         self._config = config
-        self._on_result = on_result
+        self._zone = zone or ZoneInfo("UTC")
         self.console_url = config.console_url
         interval = FixedValueRetryIntervalCalculator(retry_interval)
         self._retry_handlers: list[RetryHandler] = [
@@ -200,11 +199,17 @@ class SlackSender:
 
     # ------------------------------------------------------------------ Notifier
 
-    def send(self, alert: Alert) -> None:
-        send_and_report(self.name, alert, self._send, self._on_result)
+    @property
+    def disabled_reason(self) -> str | None:
+        return None
 
-    def _send(self, alert: Alert) -> None:
-        text, blocks = slack_blocks(alert.payload, self.console_url)
+    def close(self) -> None:
+        """Nothing to close: slack-sdk opens a connection per request."""
+
+    def send(self, alert: Alert) -> None:
+        """Post the alert's Block Kit message. Returns None once Slack said ok;
+        raises ``DeliveryError(permanent=..., retry_after=...)``."""
+        text, blocks = slack_blocks(alert.payload, self._zone, self.console_url)
         try:
             if self._webhook is not None:
                 self._send_webhook(text, blocks)
@@ -235,25 +240,15 @@ class SlackSender:
         return self._err(f"connection error ({type(reason).__name__})", permanent=False)
 
     def _classify(self, status: int, error: str | None, headers: dict[str, Any]) -> DeliveryError:
-        retry_after = None
-        for k, v in headers.items():
-            if k.lower() == "retry-after":
-                value = v[0] if isinstance(v, list) and v else v
-                retry_after = retry_after_seconds(str(value))
-        label = f"HTTP {status}" + (f", {error}" if error else "")
-        if status == 429 or error == "ratelimited":
-            return self._err(f"rate limited ({label})", permanent=False, retry_after=retry_after)
-        if error in PERMANENT_ERRORS:
-            return self._err(label, permanent=True)
-        if status >= 500:
-            return self._err(f"server error ({label})", permanent=False, retry_after=retry_after)
-        if status in (400, 401, 403, 404, 410):
-            return self._err(label, permanent=True)
-        if 400 <= status < 500:
-            return self._err(label, permanent=True)
-        # 200 with an unknown error code, or an unexpected body: maybe Slack's
-        # own trouble (internal_error, fatal_error, ...): let the outbox retry.
-        return self._err(f"unexpected response ({label})", permanent=False, retry_after=retry_after)
+        # Slack's own words first: "ratelimited" is a 429 whatever the status,
+        # a known permanent code is permanent whatever the status (Slack
+        # answers some with 200, some with 4xx/5xx)
+        if error == "ratelimited":
+            status = 429
+        c = classify_status(status, retry_after=header(headers, "retry-after"), code=error)
+        if error in PERMANENT_ERRORS and not c.rate_limited:
+            return self._err(f"rejected (HTTP {status}, {error})", permanent=True)
+        return self._err(c.what, permanent=c.permanent, retry_after=c.retry_after)
 
     def _send_webhook(self, text: str, blocks: list[dict[str, Any]]) -> None:
         assert self._webhook is not None

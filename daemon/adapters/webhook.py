@@ -28,24 +28,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
 
-from daemon.adapters.reporting import OnResult, send_and_report
+from daemon.adapters.http_status import classify_status
 from daemon.config.models import WebhookNotifier
 from daemon.core.model import Alert
+from daemon.core.payload import PayloadError, encode_json
 from daemon.core.ports import DeliveryError
-from daemon.core.retry_after import retry_after_seconds as parse_retry_after
 
 USER_AGENT = "runpod-budget/0.1 (+webhook)"
-_MAX_RETRY_AFTER = 24 * 3600.0
 
 
 class _RedactUrls(logging.Filter):
@@ -98,13 +97,6 @@ for _name in (
     logging.getLogger(_name).addFilter(_redact)
 
 
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now, capped at a day (see
-    ``daemon.core.retry_after``)."""
-    secs = parse_retry_after(value, now or datetime.now(UTC))
-    return None if secs is None else min(secs, _MAX_RETRY_AFTER)
-
-
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a configured secret (see the module doc).
 
@@ -123,9 +115,10 @@ def signing_key(secret: str) -> bytes:
     return key
 
 
-def encode_body(payload: dict[str, object]) -> str:
-    """The exact text that is signed and sent: compact JSON, ASCII only."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+def encode_body(payload: Mapping[str, Any]) -> str:
+    """The exact text that is signed and sent: compact, ASCII-only, strict JSON.
+    Raises ``PayloadError`` for a NaN or an infinity (never sends ``NaN``)."""
+    return encode_json(payload)
 
 
 class WebhookSender:
@@ -133,8 +126,11 @@ class WebhookSender:
 
     ``http`` lets a caller share a client (its redirect setting is overridden
     per request: never followed). ``disabled_reason`` restores a disabled state
-    the caller persisted (e.g. keyed by the notifier's config hash).
+    the caller persisted (e.g. keyed by the notifier's config hash). Webhooks
+    do not want summaries: machines read one event per alert.
     """
+
+    wants_summary = False
 
     def __init__(
         self,
@@ -142,7 +138,6 @@ class WebhookSender:
         config: WebhookNotifier,
         *,
         http: httpx.Client | None = None,
-        on_result: OnResult | None = None,
         disabled_reason: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -155,7 +150,6 @@ class WebhookSender:
         ]
         self._own_http = http is None
         self._http = http if http is not None else httpx.Client(follow_redirects=False)
-        self._on_result = on_result
         self._clock = clock
         self._disabled_reason = disabled_reason
 
@@ -185,9 +179,6 @@ class WebhookSender:
 
     # ------------------------------------------------------------------ Notifier
 
-    def send(self, alert: Alert) -> None:
-        send_and_report(self.name, alert, self._send, self._on_result)
-
     def headers_for(self, msg_id: str, body: str, timestamp: int) -> dict[str, str]:
         """The request headers of one attempt (signatures for every secret)."""
         headers = {
@@ -210,13 +201,18 @@ class WebhookSender:
             "webhook", self.name, what, permanent=permanent, retry_after=retry_after
         )
 
-    def _send(self, alert: Alert) -> None:
+    def send(self, alert: Alert) -> None:
+        """POST the payload once. Returns None on 2xx; raises
+        ``DeliveryError(permanent=..., retry_after=...)`` (see the module doc)."""
         if self._disabled_reason is not None:
             raise self._err(
                 f"disabled ({self._disabled_reason}); change its config to re-enable",
                 permanent=True,
             )
-        body = encode_body(alert.payload)
+        try:
+            body = encode_body(alert.payload)
+        except PayloadError:
+            raise self._err("the payload holds a non-finite number", permanent=True) from None
         headers = self.headers_for(alert.id, body, int(self._clock()))
         try:
             resp = self._http.post(
@@ -235,24 +231,10 @@ class WebhookSender:
         status = resp.status_code
         if 200 <= status < 300:
             return
-        retry_after = retry_after_seconds(resp.headers.get("retry-after"))
-        if 300 <= status < 400:
-            raise self._err(
-                f"the endpoint redirected (HTTP {status}); redirects are not followed, "
-                "set url to the final address",
-                permanent=True,
-            )
-        if status == 410:
+        c = classify_status(status, retry_after=resp.headers.get("retry-after"))
+        if c.gone:
             self._disabled_reason = "endpoint returned 410 Gone"
             raise self._err(
                 "HTTP 410 Gone: notifier disabled until its config changes", permanent=True
             )
-        if status == 429:
-            raise self._err("rate limited (HTTP 429)", permanent=False, retry_after=retry_after)
-        if status == 408:
-            raise self._err("HTTP 408 request timeout", permanent=False, retry_after=retry_after)
-        if status >= 500:
-            raise self._err(
-                f"server error (HTTP {status})", permanent=False, retry_after=retry_after
-            )
-        raise self._err(f"rejected (HTTP {status})", permanent=True)
+        raise self._err(c.what, permanent=c.permanent, retry_after=c.retry_after)

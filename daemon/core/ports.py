@@ -146,13 +146,32 @@ class BalanceApi(Protocol):
 class Notifier(Protocol):
     """One configured destination (Slack, webhook, console).
 
-    ``send`` returns None on success; raises ``DeliveryError(permanent=...)``.
-    It must be idempotent-friendly: the alert's ``id`` is stable across retries.
+    Built with the display zone of the times in its messages. ``send``
+    returns None on success; raises ``DeliveryError(permanent=...,
+    retry_after=...)``. It must be idempotent-friendly: the alert's ``id`` is
+    stable across retries.
     """
 
     name: str
 
+    @property
+    def wants_summary(self) -> bool:
+        """True when people read it (Slack, console): a cycle with more than
+        ``grouping.max_individual`` alerts gets one ``kind: summary`` alert;
+        False for machines (webhooks), which read one event per alert."""
+        ...
+
+    @property
+    def disabled_reason(self) -> str | None:
+        """Why the notifier disabled itself (a webhook's 410 Gone), else None.
+        The caller persists it until the notifier's config changes."""
+        ...
+
     def send(self, alert: Alert) -> None: ...
+
+    def close(self) -> None:
+        """Release held connections; sending after ``close`` is not supported."""
+        ...
 
 
 # --------------------------------------------------------------------------- state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import SecretStr
@@ -19,8 +20,8 @@ from daemon.config.models import (
     WebhookNotifier,
 )
 from daemon.core.model import Alert
+from daemon.core.payload import test_payload as make_test_payload
 from daemon.core.ports import DeliveryError
-from daemon.core.render import test_payload as make_test_payload
 from tests.support.receiver import Receiver
 
 FIRED = datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC)
@@ -76,9 +77,9 @@ def test_build_notifiers_end_to_end() -> None:
         buf = io.StringIO()
         results: list[tuple[str, bool]] = []
         notifiers = build_notifiers(
-            cfg,
+            cfg.notifiers,
+            zone=ZoneInfo("UTC"),
             console_stream=buf,
-            on_result=lambda n, a, e: results.append((n, e is None)),
             slack_base_url=rx.url + "/api/",
             disabled={"gone": "endpoint returned 410 Gone"},
         )
@@ -90,8 +91,18 @@ def test_build_notifiers_end_to_end() -> None:
         assert notifiers["gone"].disabled  # type: ignore[attr-defined]
         for name in ("ops", "bot", "finance", "out"):
             notifiers[name].send(make_alert(name))
+            results.append((name, True))
         with pytest.raises(DeliveryError):
             notifiers["gone"].send(make_alert("gone"))
+        results.append(("gone", False))
+        assert notifiers["gone"].disabled_reason == "endpoint returned 410 Gone"
+        assert {n: notifiers[n].wants_summary for n in notifiers} == {
+            "ops": True,
+            "bot": True,
+            "finance": False,
+            "gone": False,
+            "out": True,
+        }
         paths = sorted(r.path for r in rx.wait_for(3))
         assert paths == ["/api/chat.postMessage", "/hook", f"/services/T/B/{hook_secret}"]
         assert "[TEST]" in buf.getvalue()
@@ -120,6 +131,16 @@ def test_build_notifiers_bad_secret_names_the_notifier_not_the_secret() -> None:
         },
     )
     with pytest.raises(ValueError) as ei:
-        build_notifiers(cfg)
+        build_notifiers(cfg.notifiers, zone=ZoneInfo("UTC"))
     assert "'finance'" in str(ei.value)
     assert "SECRET" not in str(ei.value)
+
+
+def test_console_shows_times_in_its_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    from tests.adapters.conftest import make_alert as make_budget_alert
+
+    buf = io.StringIO()
+    ConsoleSender("out", buf, zone=ZoneInfo("America/New_York")).send(make_budget_alert())
+    assert "Mon 23 Nov 19:00 → Tue 24 Nov 19:00 EST" in buf.getvalue()

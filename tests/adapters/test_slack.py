@@ -3,52 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
 
 from daemon.adapters.slack import SlackSender
 from daemon.config.models import SlackNotifier
-from daemon.core.model import Alert, Finding, Group, InstanceStatus, Window
+from daemon.core.model import Group
 from daemon.core.ports import DeliveryError
-from daemon.core.render import alert_from_finding
+from tests.adapters.conftest import block_text, make_alert
 from tests.support.receiver import CLOSE, Receiver, slack_error
 
 TOKEN = "xoxb-0000-SECRETTOKEN-7f3a9c"
 HOOK_PATH = "/services/T000/B000/SECRETHOOK9d2e1"
 HOOK_SECRET_SEGMENT = "SECRETHOOK9d2e1"
 POST = "/api/chat.postMessage"
-
-WINDOW = Window(
-    size="day",
-    start=datetime(2026, 11, 24, tzinfo=UTC),
-    end=datetime(2026, 11, 25, tzinfo=UTC),
-    rolling=False,
-)
-
-
-def make_alert(group: Group | None = None) -> Alert:
-    status = InstanceStatus(
-        account="research",
-        budget="h100-daily",
-        group=group or Group(gpu_type="NVIDIA H100 80GB HBM3"),
-        window=WINDOW,
-        spend=241.37,
-        limit=300.0,
-        forecast=331.02,
-        thresholds=(80.0, 100.0),
-        forecast_enabled=True,
-    )
-    finding = Finding(kind="threshold", status=status, threshold=80.0)
-    return alert_from_finding(finding, ["ops"], datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC))
-
-
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 def webhook_sender(rx: Receiver, **kw: object) -> SlackSender:
@@ -61,23 +30,6 @@ def bot_sender(rx: Receiver, **kw: object) -> SlackSender:
     cfg = SlackNotifier(type="slack", token=SecretStr(TOKEN), channel="#gpu-budget", timeout=2)
     kw.setdefault("retry_interval", 0.01)
     return SlackSender("ops", cfg, base_url=rx.url + "/api/", **kw)  # type: ignore[arg-type]
-
-
-def block_text(body: dict[str, object]) -> str:
-    out: list[str] = []
-
-    def walk(x: object) -> None:
-        if isinstance(x, str):
-            out.append(x)
-        elif isinstance(x, dict):
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(body.get("blocks"))
-    return "\n".join(out)
 
 
 def assert_message_content(body: dict[str, object]) -> None:
@@ -272,19 +224,6 @@ def test_webhook_200_without_ok_is_not_success(rx: Receiver) -> None:
     assert ei.value.permanent is False
 
 
-def test_on_result_hook(rx: Receiver) -> None:
-    seen: list[tuple[str, str, bool | None]] = []
-    sender = webhook_sender(
-        rx, on_result=lambda n, a, e: seen.append((n, a.id, None if e is None else e.permanent))
-    )
-    alert = make_alert()
-    sender.send(alert)
-    rx.respond(HOOK_PATH, [(404, "channel_not_found", {})])
-    with pytest.raises(DeliveryError):
-        sender.send(alert)
-    assert seen == [("ops", alert.id, None), ("ops", alert.id, True)]
-
-
 # --------------------------------------------------------------------------- secrets
 
 
@@ -324,3 +263,22 @@ def test_secrets_never_leak(
     assert "ops" in blob  # the errors do name the notifier
     for secret in (TOKEN, HOOK_SECRET_SEGMENT, "SECRETTOKEN"):
         assert secret not in blob
+
+
+def test_times_in_the_message_are_in_the_senders_zone(rx: Receiver) -> None:
+    from zoneinfo import ZoneInfo
+
+    webhook_sender(rx, zone=ZoneInfo("Europe/Berlin")).send(make_alert())
+    text = block_text(rx.wait_for(1)[0].json)
+    assert "fired Tue 24 Nov 15:05 CET" in text
+    assert "2026-11-24T00:00:00Z" in text  # the id stays UTC
+
+
+def test_slack_wants_summaries_and_never_disables_itself(rx: Receiver) -> None:
+    s = webhook_sender(rx)
+    assert s.wants_summary is True
+    rx.respond(HOOK_PATH, [(410, "channel_is_archived", {})])
+    with pytest.raises(DeliveryError) as ei:
+        s.send(make_alert())
+    assert ei.value.permanent is True
+    assert s.disabled_reason is None

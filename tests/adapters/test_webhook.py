@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -17,11 +16,12 @@ from pydantic import SecretStr
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from daemon.adapters.webhook import WebhookSender, encode_body, retry_after_seconds, signing_key
+from daemon.adapters.http_status import retry_after_seconds
+from daemon.adapters.webhook import WebhookSender, encode_body, signing_key
 from daemon.config.models import WebhookNotifier
-from daemon.core.model import Alert, Finding, Group, InstanceStatus, Window
+from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError
-from daemon.core.render import alert_from_finding
+from tests.adapters.conftest import make_alert as make_budget_alert
 from tests.support.receiver import CLOSE, Receiver
 
 PATH = "/hooks/budget/tok-SECRETPATH-5c1d"
@@ -30,34 +30,9 @@ PATH_SECRET = "SECRETPATH-5c1d"
 SECRET_A = "whsec_" + base64.b64encode(b"first-secret-key-0123456789abcdef").decode()
 SECRET_B = "plain-SECRET-b-98765"
 
-WINDOW = Window(
-    size="day",
-    start=datetime(2026, 11, 24, tzinfo=UTC),
-    end=datetime(2026, 11, 25, tzinfo=UTC),
-    rolling=False,
-)
-
 
 def make_alert() -> Alert:
-    status = InstanceStatus(
-        account="research",
-        budget="h100-daily",
-        group=Group(gpu_type="NVIDIA H100 80GB HBM3"),
-        window=WINDOW,
-        spend=241.37,
-        limit=300.0,
-        forecast=331.02,
-        thresholds=(80.0, 100.0),
-        forecast_enabled=True,
-    )
-    finding = Finding(kind="threshold", status=status, threshold=80.0)
-    return alert_from_finding(finding, ["finance"], datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC))
-
-
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
+    return make_budget_alert(notifiers=["finance"])
 
 
 def sender(
@@ -299,3 +274,15 @@ def test_secrets_never_leak(
     for secret in (PATH_SECRET, SECRET_A, SECRET_A[6:], SECRET_B, "SECRET"):
         assert secret not in blob, secret
     json.dumps(texts)  # all plain strings
+
+
+def test_a_non_finite_number_is_never_sent(rx: Receiver) -> None:
+    alert = make_alert()
+    alert.payload["spend_usd"] = float("nan")  # e.g. a row stored before strict encoding
+    s = sender(rx)
+    assert s.wants_summary is False  # machines read one event per alert
+    with pytest.raises(DeliveryError) as ei:
+        s.send(alert)
+    assert ei.value.permanent is True
+    assert "non-finite" in str(ei.value)
+    assert rx.requests == []
