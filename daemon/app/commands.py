@@ -11,12 +11,15 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 
 from daemon.app.runtime import Runtime, build_runtime
-from daemon.core import render
+from daemon.adapters.console_text import console_text
+from daemon.core.payload import alert_from_payload, test_payload
+from daemon.core.wording import group_label
 from daemon.core.model import InstanceStatus, instance_key, iso_z
 from daemon.core.ports import DeliveryError, LedgerEntry
 from daemon.pipeline.cycle import CycleResult, run_cycle
@@ -35,7 +38,7 @@ def check(path: Path, env: Mapping[str, str], *, dry_run: bool, out: TextIO | No
         consoles = {n for n, c in rt.config.notifiers.items() if c.type == "console"}
     finally:
         rt.close()
-    print_cycle(result, out, dry_run=dry_run, consoles=consoles)
+    print_cycle(result, out, dry_run=dry_run, consoles=consoles, zone=rt.config.zone)
     return EXIT_OK if result.billing_ok else EXIT_FAIL
 
 
@@ -46,7 +49,12 @@ def api_line(rt: Runtime) -> str:
 
 
 def print_cycle(
-    result: CycleResult, out: TextIO, *, dry_run: bool, consoles: set[str] | None = None
+    result: CycleResult,
+    out: TextIO,
+    *,
+    dry_run: bool,
+    consoles: set[str] | None = None,
+    zone: ZoneInfo | None = None,
 ) -> None:
     """What one cycle did, for people. An alert a console notifier printed
     already (a real run) is named by id only, not printed twice."""
@@ -61,7 +69,7 @@ def print_cycle(
         if not dry_run and consoles and set(a.notifiers) & consoles:
             print(f"{verb} {who}: {a.id}", file=out)
         else:
-            print(f"{verb} {who}: {render.console_text(a.payload)}", file=out)
+            print(f"{verb} {who}: {console_text(a.payload, zone or ZoneInfo('UTC'))}", file=out)
     for line in result.enforcement_log:
         print(line, file=out)
     for alert_id, notifier in result.delivery.delivered:
@@ -130,7 +138,7 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
             table.add_row(
                 s.account,
                 s.budget,
-                render.group_label(s.group),
+                group_label(s.group),
                 f"{s.window.size} from {iso_z(s.window.start)}",
                 f"${s.spend:,.2f}",
                 f"${s.limit:,.2f}",
@@ -190,7 +198,7 @@ def test_notify(
             print("no notifiers configured", file=out)
             return EXIT_FAIL
         for n, notifier in sorted(targets.items()):
-            alert = render.alert_from_payload(render.test_payload(n, rt.clock()), [n])
+            alert = alert_from_payload(test_payload(n, rt.clock()), [n])
             try:
                 notifier.send(alert)
             except DeliveryError as e:

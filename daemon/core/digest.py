@@ -16,7 +16,7 @@ from datetime import datetime
 
 from daemon.config.models import Config
 from daemon.core.model import RESOURCE_FAMILIES, TOTAL, Family, InstanceStatus, Pod, SeriesKey
-from daemon.core.render import DigestBudget, DigestData, DigestItem
+from daemon.core.payload_digest import DigestBudget, DigestData, DigestItem
 from daemon.core.scopes import UNKNOWN_GPU, pod_facts, pod_label
 from daemon.core.spend import SpendData
 from daemon.core.windows import hours_in, window_at

@@ -8,7 +8,7 @@ restart does not forget an outage. :func:`health_notices` returns the alerts
 and the meta updates to apply only after the alerts are safely in the
 outbox: a cycle that dies in between decides the same notice again next time
 (its id, ``ACCOUNT:health:unusable:SINCE`` for billing and
-``ACCOUNT:health:SOURCE-unusable:SINCE`` for the others, is stable and the
+``ACCOUNT:health:SOURCE:unusable:SINCE`` for the others, is stable and the
 outbox drops repeats), so no notice is lost and none is doubled.
 
 A permanent failure (RunPod retired the API: 410; a key that no longer
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from daemon.core import render
+from daemon.core import payload as payloads
 from daemon.core.model import Alert
 
 Source = Literal["billing", "pods", "balance"]
@@ -44,10 +44,11 @@ def since_key(account: str, source: Source) -> str:
     return f"health:{account}:since" if source == "billing" else f"health:{account}:{source}:since"
 
 
-def notice_id(state: str, account: str, source: Source, since: datetime) -> str:
+def notice_id(
+    state: Literal["unusable", "recovered"], account: str, source: Source, since: datetime
+) -> str:
     """The health alert id; billing keeps the id it had before other sources."""
-    word = state if source == "billing" else f"{source}-{state}"
-    return render.health_id(word, account, since)  # type: ignore[arg-type]
+    return payloads.health_id(state, account, since, source)
 
 
 def health_notices(
@@ -112,9 +113,5 @@ def _alert(
     now: datetime,
     notify: Sequence[str],
 ) -> Alert:
-    payload = render.health_payload(state, account, since, error, now)
-    if source != "billing":
-        payload["id"] = notice_id(state, account, source, since)
-        payload["text"] = payload["text"].replace("billing API", f"{source} API", 1)
-    payload["source"] = source
-    return render.alert_from_payload(payload, notify)
+    record = payloads.HealthPayload(state, account, since, error, now, source)
+    return payloads.to_alert(record, notify)

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 import structlog
 
 from daemon.config.models import Config
-from daemon.core import dedupe, render
+from daemon.core import dedupe
 from daemon.core.enforce import EnforcementPlan, plan_enforcement
 from daemon.core.evaluate import Evaluation, evaluate
+from daemon.core.payload import alert_from_finding
 from daemon.core.health import Failure, Source, health_notices
 from daemon.core.model import Alert, Finding, Pod
 from daemon.core.ports import ApiError, BalanceApi, Notifier, RunPodApi, Store
@@ -140,7 +141,7 @@ def alerts_for(config: Config, findings: Sequence[Finding], now: datetime) -> li
     for f in findings:
         try:
             out.append(
-                render.alert_from_finding(f, config.effective_notify(by_name[f.status.budget]), now)
+                alert_from_finding(f, config.effective_notify(by_name[f.status.budget]), now)
             )
         except ValueError as e:
             log.error("alert.render_failed", alert_id=f.alert_id, error=str(e))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import structlog
 
-from daemon.core import render
+from daemon.core.payload import alert_from_payload
+from daemon.core.payload_digest import digest_payload
 from daemon.core.digest import summarize
 from daemon.core.evaluate import evaluate
 from daemon.core.model import Alert
@@ -32,7 +33,7 @@ def build_digest(deps: Deps) -> Alert | None:
     data = load_spend(config, store, needed_windows(config, now), now)
     statuses = evaluate(config, data, pods, now).statuses
     digest = summarize(config, data, statuses, now, pods=pods)
-    return render.alert_from_payload(render.digest_payload(digest, now), notify)
+    return alert_from_payload(digest_payload(digest, now), notify)
 
 
 def send_digest(deps: Deps) -> list[str]:

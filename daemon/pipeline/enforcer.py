@@ -53,7 +53,6 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from daemon.config.models import Config
-from daemon.core import render
 from daemon.core.enforce import (
     EnforcementPlan,
     Refusal,
@@ -63,6 +62,8 @@ from daemon.core.enforce import (
     unstoppable,
 )
 from daemon.core.model import Alert, Group, InstanceStatus, Pod, Window, fmt_num, iso_z
+from daemon.core.payload import PayloadError, to_alert
+from daemon.core.payload_enforcement import enforcement_payload
 from daemon.core.ports import ApiError, Store
 
 log = structlog.get_logger("daemon.enforcer")
@@ -466,33 +467,6 @@ class Enforcer:
 # --------------------------------------------------------------------------- alerts
 
 
-def enforcement_alert_payload(res: EnforcementResult, enforce_at: float) -> dict[str, Any]:
-    """The contract's common keys (id, kind, account, budget, group, window,
-    spend_usd, limit_usd, percent, fired_at; ``threshold_percent`` is the enforce
-    level) plus ``action``, ``reason``, ``pod_id``, ``pod_name``, ``dry_run`` and
-    render's ``enforcement`` block {at_percent, dry_run, pods: [one pod]}."""
-    detail = res.error or (_reason_text(res.reason) if res.action == "refused" else "")
-    pods = []
-    if res.pod_id is not None:
-        pods.append(
-            render.PodAction(
-                pod_id=res.pod_id, result=res.action, pod_name=res.pod_name, detail=detail
-            )
-        )
-    p = render.enforcement_payload(
-        res.status, enforce_at=enforce_at, dry_run=res.dry_run, actions=pods, fired_at=res.at
-    )
-    p["id"] = res.alert_id
-    p["action"] = res.action
-    p["reason"] = res.reason
-    p["pod_id"] = res.pod_id
-    p["pod_name"] = res.pod_name
-    p["dry_run"] = res.dry_run
-    if res.pod_id is None:
-        p["enforcement"]["detail"] = detail
-    return p
-
-
 def enforcement_alerts(
     results: Sequence[EnforcementResult], config: Config, now: datetime
 ) -> list[Alert]:
@@ -513,14 +487,23 @@ def enforcement_alerts(
         if b is None or b.enforce is None:
             continue
         seen.add(res.alert_id)
-        out.append(
-            Alert(
-                id=res.alert_id,
-                kind="enforcement",
-                notifiers=tuple(config.effective_notify(b)),
-                payload=enforcement_alert_payload(res, b.enforce.at),
+        try:
+            record = enforcement_payload(
+                res.status,
+                instance_key=res.instance_key,
+                enforce_at=b.enforce.at,
+                action=res.action,
+                reason=res.reason,
+                pod_id=res.pod_id,
+                pod_name=res.pod_name,
+                dry_run=res.dry_run,
+                fired_at=res.at,
+                error=res.error,
             )
-        )
+        except PayloadError as e:
+            log.error("alert.render_failed", alert_id=res.alert_id, error=str(e))
+            continue
+        out.append(to_alert(record, config.effective_notify(b)))
     return out
 
 

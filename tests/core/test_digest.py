@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from daemon.config.models import Config
 from daemon.core.digest import family_split, summarize
 from daemon.core.model import TOTAL, Group, InstanceStatus, PodInfo, SeriesKey, SpendPoint, Window
-from daemon.core.render import DigestBudget, DigestData, DigestItem
+from daemon.core.payload_digest import DigestBudget, DigestData, DigestItem
 from daemon.core.spend import SpendData
 from tests.core.helpers import pod
 
