@@ -42,7 +42,11 @@ PER_FAMILY: dict[str, ScopeFamily] = {
     "pod": "pods", "gpu_type": "pods", "endpoint": "serverless", "volume": "storage",
 }
 FAMILY_WORDS: dict[str, str] = {
-    "pods": "pods", "serverless": "serverless endpoints", "storage": "network volumes",
+    "pods": "pods",
+    "serverless": "serverless endpoints",
+    "storage": "network volumes",
+    "clusters": "Instant Clusters",
+    "public_endpoints": "public endpoints",
 }
 _FAMILY_PER = {"pods": "pod or per: gpu_type", "serverless": "endpoint", "storage": "volume"}
 
@@ -115,9 +119,9 @@ class Match(Strict):
     @property
     def family(self) -> ScopeFamily | None:
         """The family the keys select, or None for an empty match."""
-        for key in _KEY_FAMILY:
+        for key, family in _KEY_FAMILY.items():
             if getattr(self, key) is not None:
-                return _KEY_FAMILY[key]
+                return family
         return None
 
     def set_keys(self) -> list[str]:
@@ -285,5 +289,5 @@ def _counted_words(b: Budget) -> str:
     family = b.scope_family
     if family is not None:
         return FAMILY_WORDS[family]
-    return ", ".join(b.resources or ())
+    return ", ".join(FAMILY_WORDS[r] for r in b.resources or ())
 

@@ -32,6 +32,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from daemon.config.models import (
     NOTIFIER_TYPES,
     REFERENCE_ERROR_TYPE,
+    RESOURCES,
     Account,
     Config,
     Loc,
@@ -457,7 +458,8 @@ def _message(err: Mapping[str, Any], data: Any) -> tuple[Loc, str]:
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
-        allowed = list(model.model_fields) if model is not None else []
+        fields = model.model_fields.items() if model is not None else []
+        allowed = [f.alias or name for name, f in fields]
         close = difflib.get_close_matches(str(loc[-1]).lower(), allowed, n=1, cutoff=0.6)
         if close:
             return loc, f"unknown key (did you mean {close[0]!r}?)"
@@ -476,6 +478,10 @@ def _message(err: Mapping[str, Any], data: Any) -> tuple[Loc, str]:
         version = data.get("version") if isinstance(data, dict) else None
         shown = f" {version!r}" if isinstance(version, int | float | str) else ""
         return loc, f"unsupported config version{shown} (this release reads version 1)"
+    if kind == "literal_error" and len(loc) >= 2 and loc[-2] == "resources":
+        value = _value_at(data, loc)
+        shown = f" {value!r}" if isinstance(value, int | float | str) else ""
+        return loc, f"unknown resource{shown} (resources: {', '.join(RESOURCES)})"
     if "[key]" in loc or kind == "invalid_key":
         return loc, "key must be a string (quote it)"
     if kind in _MESSAGES:
@@ -491,6 +497,17 @@ def _message(err: Mapping[str, Any], data: Any) -> tuple[Loc, str]:
     if msg[:2] != msg[:2].upper():  # keep acronyms
         msg = msg[:1].lower() + msg[1:]
     return loc, msg
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
+    """The raw value at pydantic location ``loc``, or None when it is not there."""
+    path, _, exists = _locate(loc, data)
+    if not exists:
+        return None
+    node = data
+    for el in path:
+        node = node[el]
+    return node
 
 
 def _covered(path: Loc, bad: set[Loc]) -> bool:

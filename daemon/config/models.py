@@ -49,7 +49,7 @@ from daemon.config.budgets import (
     ResourceName,
     ScopeFamily,
 )
-from daemon.config.guards import Balance, Guard, GuardStop, Grouping, Idle
+from daemon.config.guards import Balance, Grouping, Guard, GuardStop, Idle
 from daemon.config.references import reference_errors
 
 __all__ = [
