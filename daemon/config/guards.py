@@ -26,6 +26,7 @@ from daemon.config.base import (
 from daemon.config.budgets import _KEY_FAMILY, Match
 
 _MINUTE = timedelta(minutes=1)
+MinuteOrMore = Annotated[Duration, at_least(_MINUTE, "must be at least 1m")]
 
 
 class Idle(Strict):
@@ -34,7 +35,7 @@ class Idle(Strict):
     gpu_util_below: float = Field(
         gt=0, le=100, allow_inf_nan=False, description="Percent GPU utilisation (0 < x <= 100)."
     )
-    for_: Annotated[Duration, at_least(_MINUTE, "must be at least 1m")] = Field(
+    for_: MinuteOrMore = Field(
         alias="for",
         description="How long every GPU must stay under the level (at least 1m; "
         "less than poll_interval acts like poll_interval).",
@@ -52,7 +53,7 @@ class Guard(Strict):
 
     name: str = Field(description="Unique guard name.")
     idle: Idle | None = Field(default=None, description="Alert on pods whose GPUs sit idle.")
-    uptime_over: Annotated[Duration, at_least(_MINUTE, "must be at least 1m")] | None = Field(
+    uptime_over: MinuteOrMore | None = Field(
         default=None, description="Alert on pods running longer than this since they started."
     )
     match: Match | None = Field(
@@ -117,7 +118,7 @@ class Balance(Strict):
     below_usd: list[Amount] | None = Field(
         default=None, description="Alert when the balance falls under each amount (USD)."
     )
-    runway_below: list[Duration] | None = Field(
+    runway_below: list[MinuteOrMore] | None = Field(
         default=None,
         description="Alert when balance / current spend per hour falls under each duration.",
     )

@@ -195,6 +195,22 @@ def test_balance_amounts_must_be_above_zero_and_finite() -> None:
     ]
 
 
+def test_balance_runway_must_be_a_minute_at_least() -> None:
+    assert problems("balance: {runway_below: [6h, 0s]}\n") == [
+        "balance.runway_below.1: must be at least 1m"
+    ]
+
+
+def test_balance_that_notifies_nobody_is_an_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            "version: 1\nbalance:\n  below_usd: [25]\n", file="c.yaml", env=ENV
+        )
+    assert [str(p) for p in info.value.problems] == [
+        "c.yaml:2:1: balance: notifies nobody (set notify here or defaults.notify)"
+    ]
+
+
 def test_grouping_defaults_to_ten() -> None:
     assert load("").grouping.max_individual == 10
     assert load("grouping: {max_individual: 3}\n").grouping.max_individual == 3
