@@ -17,10 +17,20 @@ import structlog
 
 from daemon import __version__
 from daemon.app import logging as applog
-from daemon.config.loader import ConfigError, default_config_path, format_problems, load_config
+from daemon.config.loader import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    default_config_path,
+    format_problems,
+    load_config,
+)
+from daemon.config.schema import INIT_FILE, data_text, render
 from daemon.core.ports import StoreError
 
 EXIT_OK, EXIT_API, EXIT_CONFIG, EXIT_STATE = 0, 1, 2, 3
+EXIT_INIT_REFUSED = 1  # init: the file exists or cannot be written
+#: commands that read no config file (so take no -c)
+_NO_CONFIG = ("demo", "init", "schema")
 
 log = structlog.get_logger("daemon.cli")
 
@@ -47,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def cmd(name: str, help_: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
-        if name != "demo":
+        if name not in _NO_CONFIG:
             sp.add_argument(
                 "-c",
                 "--config",
@@ -76,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
+    i = cmd("init", "write a commented starting config (never overwrites a file)")
+    i.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="where to write it (default: ./config/budgets.yaml)",
+    )
+    cmd("schema", "print the config's JSON Schema (for editors and CI)")
     return p
 
 
@@ -86,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     applog.configure_logging(json=json_logs, level=level, stream=sys.stderr)
     env = dict(os.environ)
     path: Path | None = getattr(args, "config", None)
+    if args.command == "init":
+        return cmd_init(args.path or DEFAULT_CONFIG)
+    if args.command == "schema":
+        return cmd_schema()
     if path is None and args.command != "demo":
         path = default_config_path(env)
     try:
@@ -123,4 +146,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_validate(path: Path, env: dict[str, str]) -> int:
     load_config(path, env)  # raises ConfigError with every problem
     print("OK")
+    return EXIT_OK
+
+
+def cmd_init(path: Path) -> int:
+    """Write the packaged starting config to ``path`` (creating its directory).
+    Returns 0, or 1 without touching anything when ``path`` already exists or
+    cannot be written."""
+    if path.exists() or path.is_symlink():
+        print(
+            f"runpod-budget init: {path} already exists; not overwriting it "
+            "(move it away or name another path)",
+            file=sys.stderr,
+        )
+        return EXIT_INIT_REFUSED
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as f:  # "x": never clobber, even in a race
+            f.write(data_text(INIT_FILE))
+    except OSError as e:
+        reason = (e.strerror or type(e).__name__).lower()
+        print(f"runpod-budget init: cannot write {path}: {reason}", file=sys.stderr)
+        return EXIT_INIT_REFUSED
+    print(
+        f"Wrote {path}. Next steps:\n"
+        f"  1. export RUNPOD_API_KEY=...   (your RunPod API key)\n"
+        f"  2. edit the budgets, guards and notifiers in {path}\n"
+        f"  3. runpod-budget validate -c {path}\n"
+        f"  4. runpod-budget check -c {path} --dry-run\n"
+        f"  5. runpod-budget run -c {path}\n"
+        f"Editor support: runpod-budget schema > {path.parent / 'budgets.schema.json'}"
+    )
+    return EXIT_OK
+
+
+def cmd_schema() -> int:
+    """Print the config's JSON Schema on standard output; returns 0."""
+    sys.stdout.write(render())
     return EXIT_OK

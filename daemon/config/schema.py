@@ -1,12 +1,20 @@
-"""JSON Schema of the YAML config, for editors (yaml-language-server) and CI.
+"""JSON Schema of the YAML config, for editors (yaml-language-server) and CI,
+and the config files shipped inside the package.
 
-``python -m daemon.config.schema > config/budgets.schema.json`` regenerates the
-shipped file; a test fails when it is stale.
+The package data in ``daemon/config/data/`` is the one source of truth:
+``budgets.schema.json`` (generated from the models), ``budgets.example.yaml``
+(every feature) and ``budgets.init.yaml`` (what ``runpod-budget init``
+writes). ``config/`` in the repository holds copies for people browsing it.
+``python -m daemon.config.schema --write`` regenerates the schema and the
+copies; a test fails when any of them is stale.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from daemon.config.models import Config
@@ -50,7 +58,39 @@ def render() -> str:
     return json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def main() -> None:
+SCHEMA_FILE = "budgets.schema.json"
+EXAMPLE_FILE = "budgets.example.yaml"
+INIT_FILE = "budgets.init.yaml"
+#: files under daemon/config/data/ that config/ in the repository mirrors
+MIRRORED = (SCHEMA_FILE, EXAMPLE_FILE)
+
+
+def data_text(name: str) -> str:
+    """The text of the packaged file ``name`` (one of the *_FILE names);
+    raises FileNotFoundError when the package was built without its data."""
+    return files("daemon.config").joinpath("data", name).read_text("utf-8")
+
+
+def write_files(repo: Path) -> list[Path]:
+    """Regenerate the packaged schema and copy the mirrored files into
+    ``repo/config``. Returns the paths written."""
+    data = repo / "daemon" / "config" / "data"
+    (data / SCHEMA_FILE).write_text(render(), encoding="utf-8")
+    written = [data / SCHEMA_FILE]
+    for name in MIRRORED:
+        target = repo / "config" / name
+        target.write_text((data / name).read_text("utf-8"), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the schema; with ``--write`` regenerate the files in this checkout."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--write"]:
+        for path in write_files(Path(__file__).resolve().parents[2]):
+            print(path)
+        return
     print(render(), end="")
 
 

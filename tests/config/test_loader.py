@@ -50,7 +50,7 @@ def test_minimal_config_gets_the_documented_defaults() -> None:
     assert c.timezone == "UTC"
     assert c.budgets == []
     assert c.http.listen == "127.0.0.1:9464"
-    assert c.health.after == "15m"
+    assert c.health.after == timedelta(minutes=15)
     assert c.enforcement.max_stops_per_cycle == 5
 
 
