@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
-from daemon.app.runtime import Runtime, build_runtime
 from daemon.adapters.console_text import console_text
-from daemon.core.payload import alert_from_payload, test_payload
-from daemon.core.wording import group_label
+from daemon.app.runtime import Runtime, build_runtime
 from daemon.core.model import InstanceStatus, instance_key, iso_z
+from daemon.core.payload import alert_from_payload, test_payload
 from daemon.core.ports import DeliveryError, LedgerEntry
+from daemon.core.wording import group_label
 from daemon.pipeline.cycle import CycleResult, run_cycle
 from daemon.pipeline.enforcer import audit_line
 

@@ -182,7 +182,9 @@ def build_runtime(
     try:
         apis, balances = build_clients(config, env, metrics, cancel)
         disabled = restore_disabled(config, store)
-        notifiers = build_notifiers(config, console_stream=console, disabled=disabled)
+        notifiers = build_notifiers(
+            config.notifiers, zone=config.zone, console_stream=console, disabled=disabled
+        )
     except Exception:
         store.close()
         raise

@@ -38,7 +38,7 @@ from daemon.app.metrics import Metrics
 from daemon.app.runtime import Runtime, build_runtime, utcnow
 from daemon.app.schedule import cron_trigger
 from daemon.config.loader import ConfigError, load_config
-from daemon.config.models import Config
+from daemon.config.models import Config, format_duration
 from daemon.core.ports import StoreError
 from daemon.pipeline.cycle import run_cycle
 from daemon.pipeline.digest import send_digest
@@ -232,7 +232,7 @@ class Service:
         log.info(
             "daemon.started",
             config=str(self.config_path),
-            poll_interval=self.rt.config.poll_interval,
+            poll_interval=format_duration(self.rt.config.poll_interval),
             budgets=len(self.rt.config.budgets),
             accounts=len(self.rt.config.accounts),
         )

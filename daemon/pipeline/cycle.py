@@ -22,9 +22,9 @@ from daemon.config.models import Config
 from daemon.core import dedupe
 from daemon.core.enforce import EnforcementPlan, plan_enforcement
 from daemon.core.evaluate import Evaluation, evaluate
-from daemon.core.payload import alert_from_finding
 from daemon.core.health import Failure, Source, health_notices
 from daemon.core.model import Alert, Finding, Pod
+from daemon.core.payload import alert_from_finding
 from daemon.core.ports import ApiError, BalanceApi, Notifier, RunPodApi, Store
 from daemon.core.spend import SpendData
 from daemon.pipeline.dryrun import DryRunStore

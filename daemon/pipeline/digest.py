@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import structlog
 
-from daemon.core.payload import alert_from_payload
-from daemon.core.payload_digest import digest_payload
 from daemon.core.digest import summarize
 from daemon.core.evaluate import evaluate
 from daemon.core.model import Alert
+from daemon.core.payload import alert_from_payload
+from daemon.core.payload_digest import digest_payload
 from daemon.pipeline.cycle import Deps
 from daemon.pipeline.fetch import fetch_pods, load_spend, needed_windows
 from daemon.pipeline.outbox import deliver_due
