@@ -27,6 +27,9 @@ from daemon.config.budgets import _KEY_FAMILY, Match
 
 _MINUTE = timedelta(minutes=1)
 MinuteOrMore = Annotated[Duration, at_least(_MINUTE, "must be at least 1m")]
+# Idle needs two samples ``for`` apart; seconds are allowed so a demo or a
+# short poll interval can show it (less than poll_interval acts like it).
+SecondOrMore = Annotated[Duration, at_least(timedelta(seconds=1), "must be at least 1s")]
 
 
 class Idle(Strict):
@@ -35,9 +38,9 @@ class Idle(Strict):
     gpu_util_below: float = Field(
         gt=0, le=100, allow_inf_nan=False, description="Percent GPU utilisation (0 < x <= 100)."
     )
-    for_: MinuteOrMore = Field(
+    for_: SecondOrMore = Field(
         alias="for",
-        description="How long every GPU must stay under the level (at least 1m; "
+        description="How long every GPU must stay under the level (at least 1s; "
         "less than poll_interval acts like poll_interval).",
     )
 

@@ -116,6 +116,20 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class StopRequest:
+    """A guard asks to stop one pod it found idle or running too long. The
+    guard's own checks (``match``, ``except_pods``) are done; the planner adds
+    the shared ones (fresh pod state, locked, the cap). ``status`` describes the
+    guard's instance (budget = the guard's name, window = the pod's run)."""
+
+    account: str
+    instance_key: str
+    pod_id: str
+    dry_run: bool
+    status: InstanceStatus
+
+
+@dataclass(frozen=True, slots=True)
 class EnforcementPlan:
     """What one cycle decided. ``actions`` are in execution order (highest burn
     first); ``cap`` is ``max_stops_per_cycle``; ``cap_reached`` is set when a real
@@ -224,11 +238,14 @@ def plan_enforcement(
     pods: Mapping[str, Sequence[Pod] | None],
     data_fresh: bool,
     now: datetime,
+    *,
+    requests: Sequence[StopRequest] = (),
 ) -> EnforcementPlan:
     """Decide this cycle's stops; see the module docstring for the rules.
 
     ``pods`` maps an account name to its live ``GET /pods`` list, or ``None``
-    when that call failed (a missing account counts as ``None``).
+    when that call failed (a missing account counts as ``None``). ``requests``
+    are the guards' stops: they share the pod checks and the per-cycle cap.
     """
     budgets = {b.name: b for b in config.budgets if b.enforce is not None}
     refusals: list[Refusal] = []
@@ -284,6 +301,20 @@ def plan_enforcement(
                 continue
             wanted.append(_action(status, pod, dry_run))
             burn_left -= max(pod.cost_per_hr, 0.0)
+
+    for req in requests:
+        pod_list = pods.get(req.account)
+        st = req.status
+        if pod_list is None:
+            refusals.append(_refusal(st, "pods_unavailable", req.pod_id, None, req.dry_run))
+            continue
+        pod = _index(pod_list).get(req.pod_id)
+        if pod is None or not pod.running:
+            refusals.append(_refusal(st, "not_running", req.pod_id, None, req.dry_run))
+        elif (blocked := unstoppable(pod)) is not None:
+            refusals.append(_refusal(st, blocked, pod.id, pod.name, req.dry_run))
+        else:
+            wanted.append(_action(st, pod, req.dry_run))
 
     # one action per pod: a real stop wins over a dry run, then the higher burn
     wanted.sort(key=lambda a: (a.dry_run, -a.burn_per_hr, a.instance_key, a.pod_id))

@@ -20,7 +20,7 @@ import structlog
 
 from daemon.config.models import Config
 from daemon.core import dedupe
-from daemon.core.enforce import EnforcementPlan, plan_enforcement
+from daemon.core.enforce import EnforcementPlan, StopRequest, plan_enforcement
 from daemon.core.evaluate import Evaluation, evaluate
 from daemon.core.health import Failure, Source, health_notices
 from daemon.core.model import Alert, Finding, Pod
@@ -38,6 +38,7 @@ from daemon.pipeline.fetch import (
 )
 from daemon.pipeline.observer import NullObserver, Observer
 from daemon.pipeline.outbox import DeliveryReport, deliver_due
+from daemon.pipeline.watch import Watched, stage_balance, stage_guards
 
 log = structlog.get_logger("daemon.cycle")
 
@@ -149,10 +150,19 @@ def alerts_for(config: Config, findings: Sequence[Finding], now: datetime) -> li
 
 
 def stage_enforce(
-    deps: Deps, evaluation: Evaluation, fetched: Fetched, now: datetime, *, dry_run: bool
+    deps: Deps,
+    evaluation: Evaluation,
+    fetched: Fetched,
+    requests: Sequence[StopRequest],
+    now: datetime,
+    *,
+    dry_run: bool,
 ) -> tuple[EnforcementPlan, list[str], list[Alert]]:
-    """Plan stops and carry them out (or describe them in a dry run)."""
-    plan = plan_enforcement(deps.config, evaluation.statuses, fetched.pods, not fetched.errors, now)
+    """Plan stops (budgets' and guards') and carry them out (or describe
+    them in a dry run)."""
+    plan = plan_enforcement(
+        deps.config, evaluation.statuses, fetched.pods, not fetched.errors, now, requests=requests
+    )
     enforcer = deps.get_enforcer()
     if dry_run:
         return plan, enforcer.describe(plan), []
@@ -169,19 +179,23 @@ def stage_enforce(
 
 
 def stage_health(
-    config: Config, store: Store, fetched: Fetched, now: datetime
+    config: Config, store: Store, fetched: Fetched, watched: Watched, now: datetime
 ) -> tuple[list[Alert], dict[str, str]]:
+    """``kind: health`` for every source that could not be read."""
     failures: dict[tuple[str, Source], Failure] = {}
     for acc, e in fetched.errors.items():
         failures[(acc, "billing")] = Failure(str(e), e.permanent)
     for acc, e in fetched.pod_errors.items():
         failures[(acc, "pods")] = Failure(str(e), e.permanent)
+    for acc, failure in watched.failures.items():
+        failures[(acc, "balance")] = failure
+    sources: tuple[Source, ...] = ("billing", "pods", "balance")
     return health_notices(
         [a.name for a in config.accounts],
         failures,
         store.get_meta,
         lambda acc, since: {e.id for e in store.ledger(acc, since)},
-        watched=("billing", "pods"),
+        watched=sources if config.balance is not None else sources[:2],
         after=config.health.after,
         notify=config.health_notify(),
         now=now,
@@ -214,11 +228,19 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
     now = deps.clock()
     fetched = stage_fetch(deps, store, now)
     evaluation, alerts = stage_decide(config, store, fetched, now)
+    watched = Watched()
+    stage_guards(config, store.get_meta, fetched.pods, now, watched)
+    stage_balance(config, deps.balance_apis, store.get_meta, now, watched)
     eplan, elog, enforcement_alerts = stage_enforce(
-        deps, evaluation, fetched, now, dry_run=dry_run
+        deps, evaluation, fetched, watched.requests, now, dry_run=dry_run
     )
-    health_alerts, meta = stage_health(config, store, fetched, now)
-    alerts = stage_enqueue(store, alerts + enforcement_alerts + health_alerts, meta, now)
+    health_alerts, meta = stage_health(config, store, fetched, watched, now)
+    alerts = stage_enqueue(
+        store,
+        alerts + watched.alerts + enforcement_alerts + health_alerts,
+        {**watched.meta, **meta},
+        now,
+    )
     decided = log.debug if dry_run else log.info  # a dry run prints them on stdout
     for a in alerts:
         decided("alert.decided", alert_id=a.id, kind=a.kind, notifiers=list(a.notifiers))
@@ -228,6 +250,10 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
         store.prune_points(now - KEEP_POINTS)
         store.prune_alerts(now - KEEP_ALERTS)
     deps.observer.replace_instances(evaluation.statuses)
+    for acc, reading in watched.balances.items():
+        deps.observer.balance(acc, reading)
+    for (acc, guard), (count, burn) in watched.idle.items():
+        deps.observer.idle(acc, guard, count, burn)
     return CycleResult(
         now, fetched.errors, evaluation, alerts, eplan, elog, delivery, fetched.requests,
         fetched.pod_errors, fetched.pods,

@@ -307,7 +307,7 @@ class Enforcer:
         return r
 
     def _would_stop(self, a: StopAction, now: datetime) -> EnforcementResult:
-        return self._result(a, "would_stop", now)
+        return self._result(a, "would_stop", now, "dry_run")
 
     def _stop(self, a: StopAction, now: datetime) -> EnforcementResult:
         # 1. re-check that the pod still runs, right before stopping it
@@ -461,7 +461,8 @@ class Enforcer:
         if res.action in ("refused", "would_stop"):
             self.store.record_audit(now, f"enforce.{res.action}", res.audit_detail())
         if self.on_event is not None:
-            self.on_event(res.action, res.reason)
+            # a label is never empty: a stop that went through has no refusal reason
+            self.on_event(res.action, res.reason or "none")
 
 
 # --------------------------------------------------------------------------- alerts
@@ -470,28 +471,35 @@ class Enforcer:
 def enforcement_alerts(
     results: Sequence[EnforcementResult], config: Config, now: datetime
 ) -> list[Alert]:
-    """``kind: enforcement`` alerts to the budget's notifiers (``effective_notify``).
+    """``kind: enforcement`` alerts to the budget's (or guard's) notifiers.
 
     Skipped: repeats (announced in an earlier cycle) and quiet refusals. A
     budget without notifiers still gets its alerts (with no notifiers) so the
-    ledger remembers them. ``now`` is unused (each result carries its time) and
-    kept for symmetry with the other alert builders."""
+    ledger remembers them. A guard's stop is announced like a budget's, with
+    ``budget`` = the guard's name and ``threshold_percent`` 0 (a guard has no
+    spend level). ``now`` is unused (each result carries its time) and kept
+    for symmetry with the other alert builders."""
     del now
-    budgets = {b.name: b for b in config.budgets}
+    levels: dict[str, tuple[float, list[str]]] = {
+        g.name: (0.0, config.effective_notify(g)) for g in config.guards if g.stop is not None
+    }
+    for b in config.budgets:
+        if b.enforce is not None:
+            levels[b.name] = (b.enforce.at, config.effective_notify(b))
     out: list[Alert] = []
     seen: set[str] = set()
     for res in results:
         if res.repeat or not res.alertable or res.alert_id in seen:
             continue
-        b = budgets.get(res.budget)
-        if b is None or b.enforce is None:
+        level = levels.get(res.budget)
+        if level is None:
             continue
         seen.add(res.alert_id)
         try:
             record = enforcement_payload(
                 res.status,
                 instance_key=res.instance_key,
-                enforce_at=b.enforce.at,
+                enforce_at=level[0],
                 action=res.action,
                 reason=res.reason,
                 pod_id=res.pod_id,
@@ -503,7 +511,7 @@ def enforcement_alerts(
         except PayloadError as e:
             log.error("alert.render_failed", alert_id=res.alert_id, error=str(e))
             continue
-        out.append(to_alert(record, config.effective_notify(b)))
+        out.append(to_alert(record, level[1]))
     return out
 
 

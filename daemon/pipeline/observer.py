@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from daemon.core.model import InstanceStatus
+from daemon.core.model import Balance, InstanceStatus
 
 
 class Observer(Protocol):
@@ -20,6 +20,10 @@ class Observer(Protocol):
     def set_pending(self, counts: Mapping[str, int]) -> None: ...
 
     def enforcement(self, action: str, reason: str) -> None: ...
+
+    def balance(self, account: str, balance: Balance | None) -> None: ...
+
+    def idle(self, account: str, guard: str, pods: int, burn: float) -> None: ...
 
 
 class NullObserver:
@@ -33,4 +37,10 @@ class NullObserver:
         return None
 
     def enforcement(self, action: str, reason: str) -> None:
+        return None
+
+    def balance(self, account: str, balance: Balance | None) -> None:
+        return None
+
+    def idle(self, account: str, guard: str, pods: int, burn: float) -> None:
         return None
