@@ -89,8 +89,9 @@ def _refusal(e: ValidationError, body: bytes | bytearray) -> BadAnswer:
     err = e.errors(include_url=False)[0]
     loc: tuple[Any, ...] = tuple(err["loc"])
     if err["type"] == "json_invalid":
-        what = "an HTML page" if bytes(body[:64]).lstrip()[:1] == b"<" else "malformed JSON"
-        return BadAnswer("bad_body", f"returned {what} instead of JSON ({len(body)} bytes)")
+        what = ("an HTML page instead of JSON" if bytes(body[:64]).lstrip()[:1] == b"<"
+                else "malformed JSON")
+        return BadAnswer("bad_body", f"returned {what} ({len(body)} bytes)")
     if loc[:2] == ("data", "myself") and len(loc) > 2:
         field = ".".join(str(x) for x in loc[2:])
         return BadAnswer("bad_record", f"field '{field}': "

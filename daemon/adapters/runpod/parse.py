@@ -67,8 +67,9 @@ def _bad_answer(e: ValidationError, body: bytes | bytearray, records: str | None
     err = e.errors(include_url=False)[0]
     loc = tuple(err["loc"])
     if err["type"] == "json_invalid":
-        what = "an HTML page" if bytes(body[:64]).lstrip()[:1] == b"<" else "malformed JSON"
-        return BadAnswer("bad_body", f"returned {what} instead of JSON ({len(body)} bytes)")
+        what = ("an HTML page instead of JSON" if bytes(body[:64]).lstrip()[:1] == b"<"
+                else "malformed JSON")
+        return BadAnswer("bad_body", f"returned {what} ({len(body)} bytes)")
     head = loc[1:] if records is not None and loc[:1] == (records,) else loc
     if not head or not isinstance(head[0], int):
         shape = (f"an object with a '{records}' array" if records is not None

@@ -236,7 +236,7 @@ class Transport:
             try:
                 result = parse(body)
             except BadAnswer as e:
-                raise Attempt(f"{ctx} {e}", reason=e.reason, status=status,
+                raise Attempt(f"{ctx}: {e}", reason=e.reason, status=status,
                               retry=e.retry) from None
             error = None
             return result
