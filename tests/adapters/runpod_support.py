@@ -1,10 +1,9 @@
 """Helpers for the RunPod adapter tests: adapters pointed at the simulator.
 
-The simulator serves v1 under ``/v1``; v2 adapters talk to ``/v2`` on the same
-port. Faults of kind status/rate_limit/html/garbage answer before routing, so
-v2 behaviour that needs only an answer (errors, injected bodies) is testable
-before the simulator routes v2 itself; tests that need v2 routes call
-:func:`need_v2_routes`.
+The simulator serves v1 under ``/v1``, v2 under ``/v2`` and GraphQL at
+``/graphql`` on one port. The scenarios are copies of those in
+``tests/support/simulator.py``, which still imports main's removed
+``RunPodClient`` and cannot be imported until the integrator updates it.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import stamina
 
@@ -27,8 +25,6 @@ VERSIONS = ("v1", "v2")
 PINNED_NOW = datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC)
 TEST_KEY = "test-key"
 
-# tests/support/simulator.SMALL_SCENARIO (that module still imports the removed
-# RunPodClient, so it cannot be imported here until the integrator updates it)
 SMALL_SCENARIO: dict[str, Any] = {
     "pods": [
         {"id": "pod-a100-train", "name": "train-llama", "gpu_type": "NVIDIA A100 80GB PCIe",
@@ -46,16 +42,62 @@ SMALL_SCENARIO: dict[str, Any] = {
 }
 
 
+FULL_SCENARIO: dict[str, Any] = {
+    "pods": [
+        *SMALL_SCENARIO["pods"],
+        {"id": "pod-cpu-etl", "name": "etl", "cost_per_hr": 0.12,
+         "running": [["2026-11-24T12:00:00Z", None]], "vcpu_count": 4, "memory_gb": 16},
+        {"id": "pod-l4-locked", "name": "prod-serve", "gpu_type": "NVIDIA L4", "gpu_count": 2,
+         "cost_per_hr": 0.43, "locked": True,
+         "running": [["2026-11-24T10:00:00Z", "2026-11-24T13:00:00Z"],
+                     ["2026-11-24T13:00:00Z", None]],
+         "util": [["2026-11-24T10:00:00Z", 80], ["2026-11-24T13:30:00Z", 0]]},
+        {"id": "pod-gone", "name": "old", "gpu_type": "NVIDIA L4", "cost_per_hr": 1.0,
+         "status": "TERMINATED",
+         "running": [["2026-11-23T10:00:00Z", "2026-11-23T12:00:00Z"]]},
+        {"id": "pod-hp-vol", "name": "train-hp", "gpu_type": "NVIDIA H100 80GB HBM3",
+         "cost_per_hr": 2.99, "network_volume": "vol-fast",
+         "running": [["2026-11-24T09:00:00Z", "2026-11-24T11:00:00Z"]]},
+    ],
+    "volumes": [
+        *SMALL_SCENARIO["volumes"],
+        {"id": "vol-fast", "name": "fast", "size_gb": 500, "cost_per_hr": 0.14,
+         "type": "HIGH_PERFORMANCE", "since": "2026-11-20T00:00:00Z"},
+    ],
+    "serverless": [
+        {"id": "ep-sdxl", "name": "sdxl", "cost_per_hr": 0.9, "since": "2026-11-24T00:00:00Z"},
+        {"id": "ep-cpu", "name": "cpu-jobs", "gpu_type": None,
+         "spend": [["2026-11-23T06:00:00Z", "2026-11-23T08:00:00Z", 2.0]]},
+    ],
+    "clusters": [
+        {"id": "clu-train", "name": "train", "nodes": 2, "cost_per_hr": 48,
+         "running": [["2026-11-24T12:00:00Z", None]]},
+    ],
+    "public_endpoints": [{"cost_per_hr": 0.2, "since": "2026-11-24T00:00:00Z"}],
+    "balance": {"start": 50.0, "spend_limit": 80},
+}
+
+
 @contextmanager
-def running_simulator(api_key: str = TEST_KEY) -> Iterator[Simulator]:
-    """SMALL_SCENARIO on loopback with a FakeClock at PINNED_NOW; stopped on exit."""
-    with Simulator(SMALL_SCENARIO, api_key=api_key, clock=FakeClock(PINNED_NOW)) as sim:
+def running_simulator(
+    scenario: dict[str, Any] | None = None, api_key: str = TEST_KEY, **kwargs: Any
+) -> Iterator[Simulator]:
+    """``scenario`` (default SMALL_SCENARIO) on loopback with a FakeClock at
+    PINNED_NOW; ``kwargs`` go to Simulator (``rate_limit``, ``retired``)."""
+    with Simulator(SMALL_SCENARIO if scenario is None else scenario, api_key=api_key,
+                   clock=FakeClock(PINNED_NOW), **kwargs) as sim:
         yield sim
 
 
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     with running_simulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def full_simulator() -> Iterator[Simulator]:
+    with running_simulator(FULL_SCENARIO) as sim:
         yield sim
 FAST: dict[str, Any] = {"timeout": 2.0, "deadline": 5.0, "wait_initial": 0.01,
                         "wait_max": 0.05, "wait_jitter": 0.01, "retry_after_cap": 2.0}
@@ -70,7 +112,7 @@ def utc(*args: int) -> datetime:
 
 
 def base_url(sim: Simulator, version: str) -> str:
-    return sim.base_url.rsplit("/", 1)[0] + "/" + version
+    return sim.base_url_for(version)
 
 
 def fast_api(sim: Simulator, version: str = "v1", *, api_key: str | None = None,
@@ -83,21 +125,8 @@ def fast_api(sim: Simulator, version: str = "v1", *, api_key: str | None = None,
 
 def fast_balance(sim: Simulator, *, api_key: str | None = None, **kwargs: Any) -> GraphQLBalance:
     opts = {**FAST, **kwargs}
-    url = sim.base_url.rsplit("/", 1)[0] + "/graphql"
-    return make_balance_api(sim.api_key if api_key is None else api_key, url=url, **opts)
-
-
-def has_v2_routes(sim: Simulator) -> bool:
-    """True once the simulator answers ``GET /v2/pods`` itself."""
-    r = httpx.get(base_url(sim, "v2") + "/pods",
-                  headers={"Authorization": f"Bearer {sim.api_key}"}, timeout=5)
-    sim.requests.clear()
-    return r.status_code == 200
-
-
-def need_v2_routes(sim: Simulator) -> None:
-    if not has_v2_routes(sim):
-        pytest.skip("the simulator does not route v2 yet (branch sim)")
+    return make_balance_api(sim.api_key if api_key is None else api_key, url=sim.graphql_url,
+                            **opts)
 
 
 def inject(sim: Simulator, path: str, doc: Any, times: int = 100) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -18,6 +19,7 @@ from tests.adapters.runpod_support import (
     BILLING_PODS,
     PODS,
     VERSIONS,
+    base_url,
     calls,
     fast_api,
     inject,
@@ -291,17 +293,52 @@ def test_top_level_shape_is_checked(simulator: Simulator, version: str, body: An
     assert expected in str(e.value)
 
 
+#: what each simulator bad-record fault must say ({amount}/{time}: the version's field)
+BAD_RECORD_MESSAGES = {
+    "missing_amount": r"record 0: field '{amount}': missing",
+    "nan_amount": r"record 0: field '{amount}': an amount must be a finite number",
+    "inf_amount": r"record 0: field '{amount}': an amount must be a finite number",
+    "negative_amount": r"record 0: field '{amount}': amount -1.25 must not be negative",
+    "bad_time": r"record 0: field '{time}': time 'yesterday-ish' is not an RFC 3339 time",
+    "missing_time": r"record 0: field '{time}': missing",
+    "string_amount": r"record 0: field '{amount}': an amount must be a JSON number, got a "
+                     r"string '1.5'",
+    "bool_amount": r"record 0: field '{amount}': an amount must be a JSON number, got a boolean",
+    "huge_amount": r"record 0: field '{amount}': amount 1e\+308 is above the plausibility "
+                   r"bound of \$1,000,000 for one record",
+    "naive_time": r"record 0: field '{time}': time '2026-11-24T00:00:00' has no zone",
+    "epoch_time": r"record 0: field '{time}': expected an RFC 3339 string, got the number "
+                  r"\d+ \(epoch times are refused\)",
+    "out_of_range": r"record 0 \(pod 'pod-a100-train', bucket 2026-11-27T00:00:00Z\) lies "
+                    r"outside the requested range \[2026-11-24T00:00:00Z, 2026-11-25T00:00:00Z\)",
+    "year_2000": r"record 0 \(pod 'pod-a100-train', bucket 2000-01-01T00:00:00Z\) lies "
+                 r"outside the requested range",
+    "duplicate": r"record 1 \(pod 'pod-a100-train', bucket 2026-11-24T00:00:00Z\) duplicates "
+                 r"record 0 \(same pod and bucket\); refused, not summed",
+}
+FIELDS = {"v1": {"amount": "amount", "time": "time"},
+          "v2": {"amount": "totalAmount", "time": "startTime"}}
+
+
+def test_every_simulator_bad_record_has_a_message() -> None:
+    assert set(BAD_RECORD_MESSAGES) == set(BAD_RECORDS)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("record", BAD_RECORDS)
-def test_simulator_bad_record_is_refused_not_zeroed(simulator: Simulator, record: str) -> None:
-    simulator.fail("/v1/billing/pods", "bad_record", record=record, times=100)
+def test_simulator_bad_record_is_refused_with_one_clear_message(
+    simulator: Simulator, version: str, record: str
+) -> None:
+    simulator.fail(BILLING_PODS[version], "bad_record", record=record, times=100)
     with pytest.raises(ApiError) as e:
-        billing_pods(fast_api(simulator))
+        billing_pods(fast_api(simulator, version))
     err = e.value
     assert (err.permanent, err.reason) == (False, "bad_record")
-    field = record.rsplit("_", maxsplit=1)[-1]
-    assert "record 0" in str(err)
-    assert f"'{field}'" in str(err)
-    assert calls(simulator, "/v1/billing/pods") == 1  # the same answer would come back
+    host = base_url(simulator, version).split("/")[2]
+    assert str(err).startswith(f"RunPod GET /billing/pods at {host}: bad record ")
+    expected = BAD_RECORD_MESSAGES[record].format(**FIELDS[version])
+    assert re.search(expected, str(err)), str(err)
+    assert calls(simulator, BILLING_PODS[version]) == 1  # the same answer would come back
 
 
 def test_bad_record_deeper_in_the_list_is_named(simulator: Simulator) -> None:

@@ -115,8 +115,9 @@ def error_detail(body: bytes | bytearray, key: str) -> str:
     if not parts and doc.get("title"):
         parts.append(str(doc["title"]))
     errors = doc.get("errors")
-    if isinstance(errors, list):
-        parts += [str(e) for e in errors[:3]]
+    if isinstance(errors, list):  # v2 strings; GraphQL {"message": ...} objects
+        parts += [str(e.get("message", "")) if isinstance(e, dict) else str(e)
+                  for e in errors[:3]]
     text = " ".join("; ".join(parts).split())[:300]
     if key:
         text = text.replace(key, "***")

@@ -121,6 +121,8 @@ class Transport:
         connect_attempts: int = 3,
         cancel: threading.Event | None = None,
         rate_limits: RateLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], bool] | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("RunPod API key is empty")
@@ -139,7 +141,11 @@ class Transport:
         self._bad_body_retries = bad_body_retries
         self._connect_attempts = connect_attempts
         self._cancel = cancel if cancel is not None else threading.Event()
-        self.rate_limits = rate_limits if rate_limits is not None else RateLimits()
+        # clock/sleep drive the deadline and rate-limit pacing; tests pass the
+        # simulator's clock so that a 48 s wait for a quota takes no real time
+        self._clock = clock
+        self._sleep = sleep if sleep is not None else self._cancel.wait
+        self.rate_limits = rate_limits if rate_limits is not None else RateLimits(clock)
         self._own_http = http is None
         self._http = http if http is not None else httpx.Client(follow_redirects=False)
         install_retry_hook()
@@ -165,7 +171,7 @@ class Transport:
         """Send ``method path`` (relative to the base URL) with retries; returns
         ``parse(body)`` of the first 2xx answer. ``template`` is the path as
         messages and metrics show it. Raises ``ApiError``."""
-        deadline_at = time.monotonic() + self.deadline
+        deadline_at = self._clock() + self.deadline
         state = {"attempts": 0, "bad_body": 0, "connect": 0}
         ctx = f"RunPod {method} {template} at {self.host}"
 
@@ -187,7 +193,7 @@ class Transport:
             else:
                 initial, most, jitter = self._wait
                 wait = min(most, initial * 2 ** (n - 1)) + random.uniform(0, jitter)
-            if wait + _MIN_ATTEMPT > deadline_at - time.monotonic():
+            if wait + _MIN_ATTEMPT > deadline_at - self._clock():
                 return False  # no sleep may end past the deadline or leave no time to try
             log.info("runpod.retry", api=self.api, method=method, path=template, host=self.host,
                      status=exc.status, reason=exc.reason, attempt=n, wait=round(wait, 3),
@@ -217,7 +223,7 @@ class Transport:
         error: str | None = "transport"
         try:
             self._pace(ctx, deadline_at)
-            left = max(0.001, min(self.timeout, deadline_at - time.monotonic()))
+            left = max(0.001, min(self.timeout, deadline_at - self._clock()))
             request = self._http.build_request(
                 req.method, self._url + req.path, params=tuple(req.params), json=req.json,
                 timeout=left,
@@ -256,14 +262,14 @@ class Transport:
         if need is None:
             return
         wait, window = need
-        left = deadline_at - time.monotonic()
+        left = deadline_at - self._clock()
         if wait + _MIN_ATTEMPT > left:
             raise Attempt(f"{ctx}: the {window!r} rate-limit quota is used up for {wait:.0f} s "
                           f"more, past this call's deadline ({max(0.0, left):.0f} s left)",
                           reason="rate_limited", retry=False)
         log.info("runpod.paced", api=self.api, host=self.host, window=window,
                  wait=round(wait, 3))
-        if self._cancel.wait(wait):
+        if self._sleep(wait) or self._cancel.is_set():
             raise Attempt(f"{ctx}: shutting down while waiting for the {window!r} rate limit",
                           reason="rate_limited", retry=False)
 
