@@ -184,7 +184,7 @@ def test_5xx_is_retried_with_growing_backoff_then_succeeds(simulator: Simulator)
 def test_5xx_until_the_deadline_is_a_transient_error(simulator: Simulator, version: str) -> None:
     simulator.fail(BILLING_PODS[version], status=502, times=10_000)
     with pytest.raises(ApiError) as e:
-        billing_pods(fast_api(simulator, version, deadline=0.3, max_attempts=10_000))
+        billing_pods(fast_api(simulator, version, deadline=1.0, max_attempts=10_000))
     assert (e.value.permanent, e.value.status, e.value.reason) == (False, 502, "server")
     n = calls(simulator, BILLING_PODS[version])
     assert n > 2
@@ -427,3 +427,16 @@ def test_injected_v1_body_alias_is_refused_when_the_amount_is_a_string(
     with pytest.raises(ApiError, match=r"record 0: field 'amount': an amount must be a JSON "
                                        r"number, got a string '2.5'"):
         billing_pods(fast_api(simulator))
+
+
+def test_a_set_cancel_event_stops_retrying(simulator: Simulator) -> None:
+    import threading
+
+    stop = threading.Event()
+    stop.set()  # SIGTERM arrived: the call in flight reports its failure at once
+    simulator.fail("/v1/pods", status=503, times=100)
+    with capture_logs() as logs, pytest.raises(ApiError) as e:
+        fast_api(simulator, cancel=stop).list_pods()
+    assert (e.value.reason, e.value.status) == ("server", 503)
+    assert calls(simulator, "/v1/pods") == 1
+    assert retry_waits(logs) == []
