@@ -3,27 +3,30 @@
 Every call either returns what its ``parse`` function made of the body or
 raises :class:`daemon.core.ports.ApiError`:
 
-================  ==================================================  =========  =========
+================  ==================================================  =========  ========
 reason            when                                                permanent  retried
-================  ==================================================  =========  =========
+================  ==================================================  =========  ========
 ``auth``          401: the API key is wrong or expired                yes        no
 ``forbidden``     403: the key lacks permission                       yes        no
 ``not_found``     404                                                 yes        no
 ``conflict``      409: the action is not valid now (v2 pod action)    yes        no
 ``gone``          410: RunPod retired this API (message says the fix) yes        no
 ``client``        any other 4xx, 1xx/3xx                              yes        no
-``rate_limited``  429 (``Retry-After`` honoured, capped), or the      no         yes (429)
-                  ``RateLimit`` quota is used up past the deadline
+``rate_limited``  429 (``Retry-After`` honoured, capped); or the      no         429: yes
+                  ``RateLimit`` quota is spent past the deadline
 ``server``        5xx                                                 no         yes
 ``timeout``       connect/read timeout                                no         yes
-``transport``     connection refused/reset/cut, truncated body        no         yes (a
-                                                                                 refused
-                                                                                 connect:
-                                                                                 3 times)
-``bad_body``      not JSON (garbage, an HTML page) or the wrong shape no         2 times
+``transport``     connection reset/cut, truncated body;               no         yes
+                  connection refused                                             3 tries
+``bad_body``      not JSON (garbage, an HTML page), wrong shape,      no         2 times
+                  GraphQL ``errors``                                             (GraphQL
+                                                                                 errors: no)
 ``too_large``     body over ``max_body_bytes`` (reading stops there)  no         no
 ``bad_record``    a record refused by :mod:`.parse`                   no         no
-================  ==================================================  =========  =========
+================  ==================================================  =========  ========
+
+``bad_record`` and ``too_large`` are not permanent: an immediate retry would get
+the same answer, but the next poll may not, so the daemon keeps running.
 
 Retries run in ``stamina.retry_context`` within ``deadline`` seconds of the
 call's start: each attempt's timeout is clipped to the time left, and a retry is

@@ -7,7 +7,7 @@ Field names come from ``openapi-v2-subset.json``. Billing answers are
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -241,8 +241,6 @@ def _account(checker: RecordChecker, i: int, r: _Account) -> SpendRecord:
 
 
 def _pod(p: _Pod) -> Pod:
-    from datetime import UTC
-
     util: tuple[float, ...] | None = None
     if p.runtime is not None and p.runtime.gpus:
         vals = [g.util for g in p.runtime.gpus]
