@@ -12,7 +12,10 @@ runs one ``billing`` call of
 - ``after``: this branch's adapter (``make_api(version).billing("pods", ...)``:
   strict whole-answer pydantic validation + range/duplicate/plausibility checks);
 - ``before``: main's ``RunPodClient.billing_pods`` (v1 only: main has no v2),
-  loaded from ``git show main:daemon/adapters/runpod.py``.
+  loaded from ``git show main:daemon/adapters/runpod.py``;
+- ``msgspec`` (an experiment, only when msgspec is installed; it is not a
+  dependency): the same fetch and record checks with msgspec Structs (strict,
+  the same time pattern) in place of the pydantic TypeAdapter.
 
 Each subprocess reports wall time of the call (fetch over loopback + parse),
 its peak RSS (``VmHWM``) and the peak before the call (after imports), so
@@ -90,6 +93,8 @@ def child(impl: str, version: str, url: str, n: int) -> None:
 
         def call() -> int:
             return len(api.billing("pods", bucket="hour", start=START, end=end))
+    elif impl == "msgspec":
+        call = _msgspec_call(version, url, end)
     else:
         import importlib.util
 
@@ -115,6 +120,36 @@ def child(impl: str, version: str, url: str, n: int) -> None:
                       "base_rss_mb": base}))
 
 
+def _msgspec_call(version: str, url: str, end: datetime) -> Any:
+    """The experiment: the same fetch and record checks, but msgspec Structs
+    (strict, same RFC 3339 pattern) instead of the pydantic TypeAdapter."""
+    import httpx
+    import msgspec
+
+    from bench import _msgspec_models as m
+    from daemon.adapters.runpod.parse import RecordChecker, check_all
+
+    params = {"bucketSize": "hour", "startTime": iso(START), "endTime": iso(end)}
+    if version == "v1":
+        params["grouping"] = "podId"
+
+    def call() -> int:
+        raw = httpx.get(url + "/billing/pods", params=params,
+                        headers={"Authorization": "Bearer bench-key"}).content
+        ck = RecordChecker("pods", "hour", START, end)
+        if version == "v1":
+            items: list[Any] = msgspec.json.decode(raw, type=list[m.V1], strict=True)
+            del raw
+            return len(check_all(items, lambda i, r: ck.record(
+                i, r.podId or "", r.time, None, ck.amount(i, "amount", r.amount))))
+        items = msgspec.json.decode(raw, type=m.Answer, strict=True).records
+        del raw
+        return len(check_all(items, lambda i, r: ck.record(
+            i, r.podId, r.startTime, r.endTime, ck.amount(i, "totalAmount", r.totalAmount))))
+
+    return call
+
+
 # ------------------------------------------------------------------ parent
 
 
@@ -126,7 +161,9 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
         for n in sizes:
             for version in ("v1", "v2"):
                 text = body(version, n)
-                for impl in ("before", "after") if version == "v1" else ("after",):
+                impls = [*(["before"] if version == "v1" else []), "after",
+                         *(["msgspec"] if _has_msgspec() else [])]
+                for impl in impls:
                     sim.clear_faults()
                     sim.fail(f"/{version}/billing/pods", status=200, body=text, times=1)
                     out = subprocess.run(
@@ -139,6 +176,12 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
                     rows.append({"version": version, "impl": impl, "records": n,
                                  "body_mb": round(len(text) / 1e6, 2), **res})
     return rows
+
+
+def _has_msgspec() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("msgspec") is not None
 
 
 def main() -> None:
