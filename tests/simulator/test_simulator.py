@@ -359,19 +359,29 @@ def test_builtin_month_has_a_month_of_hourly_history() -> None:
     assert min(r["time"] for r in recs) < "2026-10-26"
 
 
-def test_cli_serves_and_prints_url_and_key() -> None:
+def test_cli_serves_and_prints_urls_and_key() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.simulator", "--port", "0", "--api-key", "cli-key"],
+        [sys.executable, "-m", "daemon.simulator", "--port", "0", "--api-key", "cli-key",
+         "--retire", "graphql"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
-        url = next(ln.split("=", 1)[1].strip() for ln in lines if "BASE_URL=" in ln)
-        assert any("RUNPOD_API_KEY=cli-key" in ln for ln in lines)
-        r = httpx.get(url + "/pods", headers={"Authorization": "Bearer cli-key"})
-        assert r.status_code == 200
-        assert len(r.json()) == 3
+        lines = [proc.stdout.readline() for _ in range(5)]
+        env = dict(ln.strip().split("=", 1) for ln in lines if ln[:1].isupper() and "=" in ln)
+        v1_url = next(ln.rsplit("=", 1)[1].strip() for ln in lines if ln.startswith("#"))
+        assert env["RUNPOD_API_KEY"] == "cli-key"
+        auth = {"Authorization": "Bearer cli-key"}
+        v2 = httpx.get(env["RUNPOD_API_BASE_URL"] + "/pods", headers=auth)
+        assert env["RUNPOD_API_BASE_URL"].endswith("/v2")
+        assert v2.status_code == 200
+        assert any(p["gpu"]["id"] == "NVIDIA H100 80GB HBM3" for p in v2.json()["pods"])
+        v1 = httpx.get(v1_url + "/pods", headers=auth)
+        assert v1.status_code == 200
+        assert len(v1.json()) == len(v2.json()["pods"])
+        gql = httpx.post(env["RUNPOD_GRAPHQL_URL"], headers=auth,
+                         json={"query": "{ myself { clientBalance } }"})
+        assert gql.status_code == 410
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
