@@ -10,13 +10,13 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from daemon.simulator import Simulator
 from tests.support.simulator import (
     TEST_KEY,
     full_simulator,
+    http,
     running_simulator,
     v2_get,
 )
@@ -121,7 +121,7 @@ def test_default_window_is_the_last_30_days_in_days(full_simulator: Simulator) -
 ])
 def test_bad_windows_are_400_problems(full_simulator: Simulator,
                                       params: dict[str, str]) -> None:
-    r = httpx.get(full_simulator.base_url_for("v2") + "/billing/pods", params=params,
+    r = http.get(full_simulator.base_url_for("v2") + "/billing/pods", params=params,
                   headers=AUTH)
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -215,15 +215,15 @@ def test_filters_and_terminated_pods_keep_their_history(full_simulator: Simulato
 def test_v1_and_v2_bill_the_same_spend(full_simulator: Simulator) -> None:
     params = {"bucketSize": "hour", "startTime": "2026-11-23T00:00:00Z",
               "endTime": "2026-11-25T00:00:00Z"}
-    v1 = httpx.get(full_simulator.base_url + "/billing/pods", headers=AUTH,
+    v1 = http.get(full_simulator.base_url + "/billing/pods", headers=AUTH,
                    params={**params, "grouping": "podId"}).json()
     v2 = v2_get(full_simulator, "/billing/pods", **params)
     assert {(r["time"], r["podId"]): r["amount"] for r in v1} == amounts(v2)
-    v1_eps = httpx.get(full_simulator.base_url + "/billing/endpoints", headers=AUTH,
+    v1_eps = http.get(full_simulator.base_url + "/billing/endpoints", headers=AUTH,
                        params=params).json()
     assert {(r["time"], r["endpointId"]): r["amount"] for r in v1_eps} == amounts(
         v2_get(full_simulator, "/billing/serverless", **params), "serverlessId")
-    v1_vols = httpx.get(full_simulator.base_url + "/billing/networkvolumes", headers=AUTH,
+    v1_vols = http.get(full_simulator.base_url + "/billing/networkvolumes", headers=AUTH,
                         params=params).json()
     v2_vols = _by_bucket(full_simulator, "network-volumes", "totalAmount", **params)
     # v1 rounds the sum of the volumes, v2 each volume: a micro-dollar apart at most
@@ -239,7 +239,7 @@ def test_stopped_disk_charge_is_opt_in_and_counts_as_disk() -> None:
     with running_simulator(scenario) as sim:
         doc = v2_get(sim, "/billing/pods", bucketSize="hour",
                      startTime="2026-11-24T11:00:00Z", endTime="2026-11-24T14:00:00Z")
-        v1 = httpx.get(sim.base_url + "/billing/pods", headers=AUTH, params={
+        v1 = http.get(sim.base_url + "/billing/pods", headers=AUTH, params={
             "bucketSize": "hour", "grouping": "podId", "startTime": "2026-11-24T11:00:00Z",
             "endTime": "2026-11-24T14:00:00Z"}).json()
     recs = {r["startTime"][11:16]: r for r in doc["records"]}
@@ -253,7 +253,7 @@ def test_stopped_disk_charge_is_opt_in_and_counts_as_disk() -> None:
 
 
 def test_stop_action_halts_v2_accrual(full_simulator: Simulator) -> None:
-    r = httpx.post(full_simulator.base_url_for("v2") + "/pods/pod-h100-runaway/action",
+    r = http.post(full_simulator.base_url_for("v2") + "/pods/pod-h100-runaway/action",
                    json={"action": "stop"}, headers=AUTH)
     assert r.status_code == 200
     full_simulator.clock.advance(timedelta(hours=2))

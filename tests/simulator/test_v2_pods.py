@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from daemon.simulator import Simulator
-from tests.support.simulator import TEST_KEY, full_simulator, v2_get
+from tests.support.simulator import TEST_KEY, full_simulator, http, v2_get
 
 __all__ = ["full_simulator"]  # the fixture, imported for pytest
 
@@ -20,7 +20,7 @@ AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 
 
 def act(sim: Simulator, pod: str, action: Any) -> httpx.Response:
-    return httpx.post(f"{sim.base_url_for('v2')}/pods/{pod}/action", headers=AUTH,
+    return http.post(f"{sim.base_url_for('v2')}/pods/{pod}/action", headers=AUTH,
                       json={"action": action})
 
 
@@ -116,8 +116,8 @@ def test_terminate_is_204_and_the_pod_is_gone(full_simulator: Simulator) -> None
 ])
 def test_bad_action_bodies(full_simulator: Simulator, body: Any, status: int) -> None:
     url = f"{full_simulator.base_url_for('v2')}/pods/pod-a100-train/action"
-    r = (httpx.post(url, headers=AUTH, content=b"stop please") if body is None
-         else httpx.post(url, headers=AUTH, json=body))
+    r = (http.post(url, headers=AUTH, content=b"stop please") if body is None
+         else http.post(url, headers=AUTH, json=body))
     assert r.status_code == status
     problem = r.json()
     assert problem["status"] == status
@@ -143,10 +143,10 @@ def test_serverless_and_volumes(full_simulator: Simulator) -> None:
 def test_v1_sees_the_same_pods_and_refuses_to_stop_a_locked_one(
     full_simulator: Simulator,
 ) -> None:
-    v1 = {p["id"]: p for p in httpx.get(full_simulator.base_url + "/pods", headers=AUTH).json()}
+    v1 = {p["id"]: p for p in http.get(full_simulator.base_url + "/pods", headers=AUTH).json()}
     assert v1["pod-l4-locked"]["locked"] is True
     assert not any(pid.startswith("clu-") for pid in v1)
-    r = httpx.post(full_simulator.base_url + "/pods/pod-l4-locked/stop", headers=AUTH)
+    r = http.post(full_simulator.base_url + "/pods/pod-l4-locked/stop", headers=AUTH)
     assert r.status_code == 409
     assert r.json() == {"error": "pod pod-l4-locked is locked and cannot be stopped",
                         "status": 409}

@@ -18,6 +18,7 @@ from tests.support.simulator import (
     PINNED_NOW,
     TEST_KEY,
     full_simulator,
+    http,
     running_simulator,
 )
 
@@ -29,11 +30,11 @@ BALANCE = "query { myself { clientBalance currentSpendPerHr spendLimit } }"
 
 
 def v2(sim: Simulator, path: str, **kw: Any) -> httpx.Response:
-    return httpx.get(sim.base_url_for("v2") + path, headers=kw.pop("headers", AUTH), **kw)
+    return http.get(sim.base_url_for("v2") + path, headers=kw.pop("headers", AUTH), **kw)
 
 
 def gql(sim: Simulator, query: Any, headers: dict[str, str] = AUTH) -> httpx.Response:
-    return httpx.post(sim.graphql_url, headers=headers, json={"query": query})
+    return http.post(sim.graphql_url, headers=headers, json={"query": query})
 
 
 # --------------------------------------------------------------------- errors
@@ -49,7 +50,7 @@ def test_v2_401_is_a_problem_without_rate_limit_headers(full_simulator: Simulato
                         "detail": "Unauthorized: missing or invalid API key"}
     assert "RateLimit" not in r.headers
     # v1 keeps its own shape
-    v1 = httpx.get(full_simulator.base_url + "/pods", headers=headers)
+    v1 = http.get(full_simulator.base_url + "/pods", headers=headers)
     assert v1.headers["content-type"] == "application/json" and "error" in v1.json()
 
 
@@ -76,7 +77,7 @@ def test_every_authenticated_v2_answer_carries_rate_limit_headers(
     assert r1.headers["RateLimit"] == ('"minute";r=599;t=48, "hour";r=29999;t=3288, '
                                        '"day";r=499999;t=35688')
     assert r2.headers["RateLimit"].startswith('"minute";r=598;t=48')
-    assert "RateLimit" not in httpx.get(full_simulator.base_url + "/pods",
+    assert "RateLimit" not in http.get(full_simulator.base_url + "/pods",
                                         headers=AUTH).headers  # v1 has none
 
 
@@ -98,7 +99,7 @@ def test_over_quota_is_429_with_retry_after_until_the_window_resets() -> None:
         assert '"hour";r=0' in hour.headers["RateLimit"]
         # GraphQL and v1 are not limited by the v2 policy
         assert gql(sim, BALANCE).status_code == 200
-        assert httpx.get(sim.base_url + "/pods", headers=AUTH).status_code == 200
+        assert http.get(sim.base_url + "/pods", headers=AUTH).status_code == 200
 
 
 def test_rate_limit_from_scenario_and_exempt_policy() -> None:
@@ -117,14 +118,14 @@ def test_retire_v1_answers_410_on_every_v1_route_before_auth(full_simulator: Sim
     full_simulator.retire("v1")
     for method, path in [("GET", "/billing/pods"), ("GET", "/pods"), ("GET", "/pods/x"),
                          ("POST", "/pods/pod-a100-train/stop"), ("GET", "/nowhere")]:
-        r = httpx.request(method, full_simulator.base_url + path, headers=AUTH)
+        r = http.request(method, full_simulator.base_url + path, headers=AUTH)
         assert r.status_code == 410, path
         assert r.json()["status"] == 410
-    assert httpx.get(full_simulator.base_url + "/pods").status_code == 410
+    assert http.get(full_simulator.base_url + "/pods").status_code == 410
     assert full_simulator.pod("pod-a100-train").desired_status == "RUNNING"
     assert v2(full_simulator, "/pods").status_code == 200
     full_simulator.retire("v1", retired=False)
-    assert httpx.get(full_simulator.base_url + "/pods", headers=AUTH).status_code == 200
+    assert http.get(full_simulator.base_url + "/pods", headers=AUTH).status_code == 200
 
 
 def test_retire_graphql_and_v2_and_from_the_scenario() -> None:
@@ -154,7 +155,7 @@ def test_balance_falls_with_the_clock_and_rises_with_a_top_up(full_simulator: Si
     full_simulator.clock.advance(timedelta(minutes=30))
     later = gql(full_simulator, BALANCE).json()["data"]["myself"]
     assert later["clientBalance"] == pytest.approx(50.0 - burn / 2, abs=1e-5)
-    httpx.post(full_simulator.base_url_for("v2") + "/pods/pod-h100-runaway/action",
+    http.post(full_simulator.base_url_for("v2") + "/pods/pod-h100-runaway/action",
                headers=AUTH, json={"action": "stop"})
     assert gql(full_simulator, BALANCE).json()["data"]["myself"][
         "currentSpendPerHr"] == pytest.approx(burn - 5.98)
@@ -278,12 +279,12 @@ def test_v1_bad_records(full_simulator: Simulator, how: str, check: Any) -> None
     params = {"bucketSize": "hour", "grouping": "podId", "startTime": "2026-11-24T12:00:00Z",
               "endTime": "2026-11-24T15:00:00Z"}
     full_simulator.fail("/v1/billing/pods", "bad_record", record=how)
-    recs = httpx.get(full_simulator.base_url + "/billing/pods", headers=AUTH,
+    recs = http.get(full_simulator.base_url + "/billing/pods", headers=AUTH,
                      params=params).json()
     assert check(recs[0])
 
 
 def test_v1_duplicate_record(full_simulator: Simulator) -> None:
     full_simulator.fail("/v1/billing/endpoints", "bad_record", record="duplicate")
-    recs = httpx.get(full_simulator.base_url + "/billing/endpoints", headers=AUTH).json()
+    recs = http.get(full_simulator.base_url + "/billing/endpoints", headers=AUTH).json()
     assert recs[0] == recs[1] and recs[0]["endpointId"]
