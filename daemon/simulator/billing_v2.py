@@ -19,7 +19,6 @@ is all standard or all high-performance storage by its type.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,14 +53,7 @@ ACCOUNT = (
 )
 
 
-@dataclass(frozen=True)
-class Row:
-    """Spend of one resource (``rid``; None for public endpoints) in bucket ``i``."""
-
-    i: int
-    rid: str | None
-    total: float
-    parts: dict[str, float]
+Rec = dict[str, Any]
 
 
 def _r(x: float) -> float:
@@ -74,73 +66,84 @@ def _split(total: float, shares: dict[str, float], rest: str) -> dict[str, float
     return parts
 
 
-def _pod_rows(sc: Scenario, cs: list[float], now: float, rid: str | None) -> Iterable[Row]:
-    for pod in sc.pods:  # cluster members bill through /billing/clusters
+def _by_id(items: list[Any]) -> list[Any]:
+    return sorted(items, key=lambda x: x.id)
+
+
+def _pods(sc: Scenario, cs: list[float], isos: list[str], now: float, *, rid: str | None,
+          out: list[list[Rec]]) -> None:
+    # the hot path of big accounts: one dict per record, built in place
+    for pod in _by_id(sc.pods):  # cluster members bill through /billing/clusters
         if rid is not None and pod.id != rid:
             continue
         run, stopped = pod.meters()
         stop = spread(stopped, cs, now)
         share = pod.disk_cost_per_hr / pod.cost_per_hr if pod.cost_per_hr > 0 else 0.0
         main = "gpuAmount" if pod.gpu_type else "cpuAmount"
-        other = "cpuAmount" if pod.gpu_type else "gpuAmount"
         ran = spread(run, cs, now)
-        for i in sorted(set(ran) | set(stop)):
-            r_usd, s_usd = ran.get(i, [0.0])[0], stop.get(i, [0.0])[0]
-            total = _r(r_usd + s_usd)
+        pid = pod.id
+        for i in sorted(set(ran) | set(stop)) if stop else ran:
+            r_usd = ran[i][0] if i in ran else 0.0
+            s_usd = stop[i][0] if i in stop else 0.0
+            total = round(r_usd + s_usd, DECIMALS)
             if total <= 0:
                 continue
-            disk = min(total, _r(r_usd * share + s_usd))
-            yield Row(i, pod.id, total, {main: _r(total - disk), other: 0.0, "diskAmount": disk})
+            disk = min(total, round(r_usd * share + s_usd, DECIMALS))
+            rec = {"startTime": isos[i], "endTime": isos[i + 1], "podId": pid,
+                   "totalAmount": total, "gpuAmount": 0.0, "cpuAmount": 0.0,
+                   "diskAmount": disk}
+            rec[main] = round(total - disk, DECIMALS)
+            out[i].append(rec)
 
 
-def _metered(items: Iterable[tuple[str | None, list[Seg], Any]], cs: list[float], now: float,
-             parts: Any) -> Iterable[Row]:
+def _metered(items: Iterable[tuple[str | None, list[Seg], Any]], cs: list[float],
+             isos: list[str], now: float, *, id_field: str | None, parts: Any,
+             out: list[list[Rec]]) -> None:
     for rid, segs, extra in items:
         for i, (usd, _) in spread(segs, cs, now).items():
             total = _r(usd)
             if total > 0:
-                yield Row(i, rid, total, parts(total, extra))
+                rec: Rec = {"startTime": isos[i], "endTime": isos[i + 1]}
+                if id_field is not None:
+                    rec[id_field] = rid
+                rec["totalAmount"] = total
+                rec.update(parts(total, extra))
+                out[i].append(rec)
 
 
-def family_rows(sc: Scenario, family: str, cs: list[float], now: float,
-                rid: str | None = None) -> list[Row]:
-    """Rows of ``family`` over the buckets ``cs`` (epoch-second edges), sorted."""
+def family_records(sc: Scenario, family: str, cuts: list[datetime], now: datetime,
+                   rid: str | None = None) -> list[list[Rec]]:
+    """Records of ``family`` per bucket of ``cuts`` (bucket edges), each list in id order."""
+    cs, now_s, isos = [t.timestamp() for t in cuts], now.timestamp(), [iso_z(t) for t in cuts]
+    out: list[list[Rec]] = [[] for _ in range(max(len(cuts) - 1, 0))]
+    id_field = FAMILIES[family][0]
     if family == "pods":
-        rows = list(_pod_rows(sc, cs, now, rid))
+        _pods(sc, cs, isos, now_s, rid=rid, out=out)
     elif family == "serverless":
-        rows = list(_metered(
-            ((e.id, e.meter(), e.gpu_type) for e in sc.serverless if rid in (None, e.id)),
-            cs, now,
-            lambda t, gpu: {"cpuAmount": 0.0, "gpuAmount": 0.0, **_split(
+        _metered(
+            ((e.id, e.meter(), e.gpu_type) for e in _by_id(sc.serverless) if rid in (None, e.id)),
+            cs, isos, now_s, id_field=id_field,
+            parts=lambda t, gpu: {"gpuAmount": 0.0, "cpuAmount": 0.0, **_split(
                 t, {"diskAmount": 0.03, "feeAmount": 0.05}, "gpuAmount" if gpu else "cpuAmount")},
-        ))
+            out=out)
     elif family == "network-volumes":
-        rows = list(_metered(
-            ((v.id, v.meter(), v.type) for v in sc.volumes if rid in (None, v.id)), cs, now,
-            lambda t, kind: {"standardAmount": 0.0 if kind == "HIGH_PERFORMANCE" else t,
+        _metered(
+            ((v.id, v.meter(), v.type) for v in _by_id(sc.volumes) if rid in (None, v.id)),
+            cs, isos, now_s, id_field=id_field,
+            parts=lambda t, kind: {"standardAmount": 0.0 if kind == "HIGH_PERFORMANCE" else t,
                              "highPerformanceAmount": t if kind == "HIGH_PERFORMANCE" else 0.0},
-        ))
+            out=out)
     elif family == "clusters":
-        rows = list(_metered(
-            ((c.id, c.meter(), None) for c in sc.clusters if rid in (None, c.id)), cs, now,
-            lambda t, _: _split(t, {"diskAmount": 0.02, "networkingAmount": 0.03}, "gpuAmount"),
-        ))
+        _metered(
+            ((c.id, c.meter(), None) for c in _by_id(sc.clusters) if rid in (None, c.id)),
+            cs, isos, now_s, id_field=id_field,
+            parts=lambda t, _: {"gpuAmount": 0.0, **_split(
+                t, {"diskAmount": 0.02, "networkingAmount": 0.03}, "gpuAmount")},
+            out=out)
     else:  # public endpoints: one stream, no ids
-        segs = sorted(sc.public_endpoints_segs())
-        rows = list(_metered([(None, segs, None)], cs, now, lambda t, _: {}))
-    rows.sort(key=lambda r: (r.i, r.rid or ""))
-    return rows
-
-
-def _record(cuts: list[datetime], row: Row, id_field: str | None,
-            fields: tuple[str, ...]) -> dict[str, Any]:
-    rec: dict[str, Any] = {"startTime": iso_z(cuts[row.i]), "endTime": iso_z(cuts[row.i + 1])}
-    if id_field is not None:
-        rec[id_field] = row.rid
-    rec["totalAmount"] = row.total
-    for f in fields:
-        rec[f] = row.parts[f]
-    return rec
+        _metered([(None, sc.public_endpoints_segs(), None)], cs, isos, now_s, id_field=None,
+                 parts=lambda t, _: {}, out=out)
+    return out
 
 
 def _totals(records: list[dict[str, Any]], fields: Iterable[str]) -> dict[str, float]:
@@ -151,33 +154,31 @@ def family_answer(sc: Scenario, family: str, cuts: list[datetime], now: datetime
                   query: dict[str, Any], rid: str | None = None) -> dict[str, Any]:
     """The full answer of ``GET /v2/billing/{family}`` (``query`` is the echoed window)."""
     id_field, fields = FAMILIES[family]
-    rows = family_rows(sc, family, [t.timestamp() for t in cuts], now.timestamp(), rid)
-    records = [_record(cuts, r, id_field, fields) for r in rows]
+    records = [r for b in family_records(sc, family, cuts, now, rid) for r in b]
     meta: dict[str, Any] = {"query": query, "recordCount": len(records),
                             "totals": _totals(records, fields)}
-    if family in UNIQUE:
-        meta[UNIQUE[family]] = len({r.rid for r in rows})
+    if family in UNIQUE and id_field is not None:
+        meta[UNIQUE[family]] = len({r[id_field] for r in records})
     return {"records": records, "metadata": meta}
 
 
 def account_answer(sc: Scenario, cuts: list[datetime], now: datetime,
                    query: dict[str, Any]) -> dict[str, Any]:
     """``GET /v2/billing``: one record per begun bucket, summed from the families."""
-    cs, now_s = [t.timestamp() for t in cuts], now.timestamp()
-    sums: dict[int, dict[str, float]] = {}
-    for fam in FAMILIES:
-        for row in family_rows(sc, fam, cs, now_s):
-            acc = sums.setdefault(row.i, {})
-            for name, f, part in ACCOUNT:
-                if f == fam:
-                    acc[name] = acc.get(name, 0.0) + (row.total if part == "totalAmount"
-                                                      else row.parts[part])
     names = [a for a, _, _ in ACCOUNT]
+    sums = [dict.fromkeys(names, 0.0) for _ in range(max(len(cuts) - 1, 0))]
+    for fam in FAMILIES:
+        mine = [(name, part) for name, f, part in ACCOUNT if f == fam]
+        for i, bucket in enumerate(family_records(sc, fam, cuts, now)):
+            acc = sums[i]
+            for rec in bucket:
+                for name, part in mine:
+                    acc[name] += rec[part]
     records: list[dict[str, Any]] = []
     for i in range(len(cuts) - 1):
         if cuts[i] > now:
             break
-        parts = {n: _r(sums.get(i, {}).get(n, 0.0)) for n in names}
+        parts = {n: _r(sums[i][n]) for n in names}
         records.append({"startTime": iso_z(cuts[i]), "endTime": iso_z(cuts[i + 1]),
                         "totalAmount": _r(sum(parts.values())), **parts})
     return {"records": records, "metadata": {"query": query, "recordCount": len(records),

@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 
 from daemon.simulator import Simulator
-from tests.support.simulator import FULL_SCENARIO, TEST_KEY, running_simulator
+from tests.support.simulator import FULL_SCENARIO, TEST_KEY, http, running_simulator
 
 SPEC = (Path(__file__).resolve().parents[2] / "../shared/runpod-api/openapi-v2-subset.json")
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
@@ -88,7 +88,7 @@ def check(spec: dict[str, Any], r: httpx.Response, template: str) -> None:
 
 
 def call(sim: Simulator, method: str, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, sim.base_url_for("v2") + path, headers=AUTH, **kw)
+    return http.request(method, sim.base_url_for("v2") + path, headers=AUTH, **kw)
 
 
 BILLING = ["/v2/billing", "/v2/billing/pods", "/v2/billing/serverless",
@@ -189,7 +189,7 @@ def test_error_answers_are_problems(spec: dict[str, Any], full: Simulator, path:
 
 def test_unauthorized_and_rate_limited_answers(spec: dict[str, Any]) -> None:
     with running_simulator(FULL_SCENARIO, rate_limit={"minute": 1}) as sim:
-        r = httpx.get(sim.base_url_for("v2") + "/pods", headers={"Authorization": "Bearer x"})
+        r = http.get(sim.base_url_for("v2") + "/pods", headers={"Authorization": "Bearer x"})
         assert r.status_code == 401
         check(spec, r, "/v2/pods")
         check(spec, call(sim, "GET", "/pods"), "/v2/pods")

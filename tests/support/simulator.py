@@ -45,6 +45,7 @@ balance            starts at $50.00 at PINNED_NOW
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -161,9 +162,28 @@ def full_simulator() -> Iterator[Simulator]:
         yield sim
 
 
+class _Http:
+    """``httpx.get/post/request`` with one TLS context loaded once: plain httpx
+    loads the CA bundle on every call (~30 ms), which dominated these tests."""
+
+    _tls = ssl.create_default_context()
+
+    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        return httpx.request(method, url, verify=self._tls, **kw)
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", url, **kw)
+
+    def post(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("POST", url, **kw)
+
+
+http = _Http()
+
+
 def v2_get(sim: Simulator, path: str, *, status: int = 200, **params: Any) -> Any:
     """GET ``path`` under ``/v2`` with the test key; asserts ``status``; returns the JSON."""
-    r = httpx.get(sim.base_url_for("v2") + path, params=params,
+    r = http.get(sim.base_url_for("v2") + path, params=params,
                   headers={"Authorization": f"Bearer {sim.api_key}"})
     assert r.status_code == status, r.text
     return r.json()
