@@ -283,8 +283,10 @@ class Transport:
             raise Attempt(f"{ctx}: timed out after {left:.1f}s", reason="timeout",
                           retry=True) from None
         except httpx.ConnectError as e:
-            what = "connection refused" if "refused" in str(e).lower() else (
-                f"could not connect ({type(e).__name__})")
+            # the OS reason (DNS, TLS, unreachable) helps; httpx puts no URL or header in it
+            why = " ".join(str(e).split())[:120] or type(e).__name__
+            what = "connection refused" if "refused" in why.lower() else (
+                f"could not connect ({why})")
             raise Attempt(f"{ctx}: {what}", reason="transport", retry=True,
                           connect=True) from None
         except httpx.RequestError as e:
