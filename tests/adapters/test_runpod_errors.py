@@ -440,3 +440,17 @@ def test_a_set_cancel_event_stops_retrying(simulator: Simulator) -> None:
     assert (e.value.reason, e.value.status) == ("server", 503)
     assert calls(simulator, "/v1/pods") == 1
     assert retry_waits(logs) == []
+
+
+@pytest.mark.parametrize(("version", "record", "field"), [
+    ("v1", {"amount": 1.0, "time": "2026-11-24T10:00:00Z"}, "podId"),
+    ("v2", {"startTime": "2026-11-24T10:00:00Z", "endTime": "2026-11-24T11:00:00Z",
+            "totalAmount": 1.0}, "podId"),
+])
+def test_a_pod_record_without_its_pod_id_is_refused(
+    simulator: Simulator, version: str, record: dict[str, Any], field: str
+) -> None:
+    inject(simulator, BILLING_PODS[version], pod_billing_body(version, [record]))
+    with pytest.raises(ApiError, match=rf"record 0: field '{field}': missing") as e:
+        billing_pods(fast_api(simulator, version))
+    assert e.value.reason == "bad_record"

@@ -21,6 +21,7 @@ from pydantic.dataclasses import dataclass
 from daemon.adapters.runpod.parse import (
     BUCKET_DELTA,
     STRICT,
+    BadAnswer,
     RecordChecker,
     Time,
     check_all,
@@ -119,7 +120,10 @@ class RunPodV1(Adapter):
         checker = RecordChecker(family, bucket, start, end)
 
         def build(i: int, r: _Rec) -> SpendRecord:
-            resource = (getattr(r, id_attr) or "") if id_attr else ""
+            resource = getattr(r, id_attr) if id_attr else ""
+            if resource is None or (id_attr and not resource):
+                # grouped by id, every record must name one: a nameless pod would be stored
+                raise BadAnswer("bad_record", f"bad record {i}: field '{id_attr}': missing")
             return checker.record(i, resource, r.time, None, checker.amount(i, "amount",
                                                                             r.amount))
 
