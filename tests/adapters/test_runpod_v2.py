@@ -98,3 +98,13 @@ def test_retired_v1_and_v2_say_how_to_switch() -> None:
         assert str(e.value) == ("RunPod has retired API v1 (HTTP 410 Gone): set api.version: v2 "
                                 f"in the config (GET /pods at {sim.root_url.split('//')[1]})")
         assert fast_api(sim, "v2").list_pods()
+
+
+def test_v1_and_v2_agree_on_the_families_both_bill(full_simulator: Simulator) -> None:
+    old = fast_api(full_simulator, "v1").billing("account", bucket="hour", start=NOON, end=TWO)
+    new = fast_api(full_simulator, "v2").billing("account", bucket="hour", start=NOON, end=TWO)
+    assert [r.start for r in old] == [r.start for r in new]
+    for a, b in zip(old, new, strict=True):
+        shared = {k: v for k, v in b.components if k in ("pods", "serverless", "storage")}
+        assert dict(a.components) == pytest.approx(shared)
+        assert b.amount == pytest.approx(a.amount + 0.2 + 48.0)  # + public endpoints, cluster
