@@ -15,12 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jsonschema
 import pytest
 
 from daemon.simulator import Simulator
-from tests.support.simulator import TEST_KEY, simulator
+from tests.support.simulator import TEST_KEY, http, simulator
 
 __all__ = ["simulator"]  # the fixture, imported for pytest
 
@@ -63,7 +62,7 @@ def response_schema(spec: dict[str, Any], path: str, method: str = "get") -> dic
 
 
 def fetch(sim: Simulator, path: str, method: str = "GET", **params: Any) -> Any:
-    r = httpx.request(method, sim.base_url + path, params=params,
+    r = http.request(method, sim.base_url + path, params=params,
                       headers={"Authorization": f"Bearer {TEST_KEY}"})
     assert r.status_code == 200, r.text
     return r.json()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from daemon.simulator import FakeClock, Scenario, Simulator
-from tests.support.simulator import PINNED_NOW, TEST_KEY, running_simulator, simulator
+from tests.support.simulator import PINNED_NOW, TEST_KEY, http, running_simulator, simulator
 
 __all__ = ["simulator"]  # the fixture, imported for pytest
 
@@ -26,7 +26,7 @@ A4500 = "NVIDIA  RTX A4500"  # two spaces, as in RunPod's own list
 
 
 def get(sim: Simulator, path: str, **params: Any) -> Any:
-    r = httpx.get(sim.base_url + path, params=params, headers=AUTH)
+    r = http.get(sim.base_url + path, params=params, headers=AUTH)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -161,7 +161,7 @@ def test_filters_pod_id_and_gpu_type_verbatim(simulator: Simulator) -> None:
 @pytest.mark.parametrize("params", [{"bucketSize": "minute"}, {"grouping": "endpointId"},
                                     {"startTime": "last tuesday"}])
 def test_bad_parameters_get_400(simulator: Simulator, params: dict[str, str]) -> None:
-    r = httpx.get(simulator.base_url + "/billing/pods", params=params, headers=AUTH)
+    r = http.get(simulator.base_url + "/billing/pods", params=params, headers=AUTH)
     assert r.status_code == 400
     assert next(iter(params)) in r.json()["error"]
 
@@ -203,7 +203,7 @@ def test_pods_list_get_and_filters(simulator: Simulator) -> None:
 
 def test_stop_halts_accrual_from_that_instant(simulator: Simulator) -> None:
     clock: FakeClock = simulator.clock
-    r = httpx.post(simulator.base_url + "/pods/pod-h100-runaway/stop", headers=AUTH)
+    r = http.post(simulator.base_url + "/pods/pod-h100-runaway/stop", headers=AUTH)
     assert r.status_code == 200
     assert r.json()["desiredStatus"] == "EXITED"
     clock.advance(timedelta(hours=3))
@@ -212,13 +212,13 @@ def test_stop_halts_accrual_from_that_instant(simulator: Simulator) -> None:
     assert [(r["time"], r["amount"]) for r in recs] == [("2026-11-24T14:00:00Z", 0.518267)]
     assert get(simulator, "/pods/pod-h100-runaway")["desiredStatus"] == "EXITED"
     # stopping again is harmless
-    again = httpx.post(simulator.base_url + "/pods/pod-h100-runaway/stop", headers=AUTH)
+    again = http.post(simulator.base_url + "/pods/pod-h100-runaway/stop", headers=AUTH)
     assert again.status_code == 200
 
 
 def test_unknown_pod_is_404(simulator: Simulator) -> None:
-    for r in (httpx.post(simulator.base_url + "/pods/nope/stop", headers=AUTH),
-              httpx.get(simulator.base_url + "/pods/nope", headers=AUTH)):
+    for r in (http.post(simulator.base_url + "/pods/nope/stop", headers=AUTH),
+              http.get(simulator.base_url + "/pods/nope", headers=AUTH)):
         assert r.status_code == 404
         assert r.json()["error"]
 
@@ -229,11 +229,11 @@ def test_unknown_pod_is_404(simulator: Simulator) -> None:
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
                                      {"Authorization": TEST_KEY}])
 def test_missing_or_wrong_key_is_401_json(simulator: Simulator, headers: dict[str, str]) -> None:
-    r = httpx.get(simulator.base_url + "/billing/pods", headers=headers)
+    r = http.get(simulator.base_url + "/billing/pods", headers=headers)
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("application/json")
     assert "error" in r.json()
-    stop = httpx.post(simulator.base_url + "/pods/pod-a100-train/stop", headers=headers)
+    stop = http.post(simulator.base_url + "/pods/pod-a100-train/stop", headers=headers)
     assert stop.status_code == 401
     assert simulator.pod("pod-a100-train").desired_status == "RUNNING"
 
@@ -244,20 +244,20 @@ def test_missing_or_wrong_key_is_401_json(simulator: Simulator, headers: dict[st
 def test_status_fault_hits_the_next_n_matching_requests_only(simulator: Simulator) -> None:
     simulator.fail("/v1/billing/pods", status=503, times=2)
     url = simulator.base_url + "/billing/pods"
-    assert httpx.get(simulator.base_url + "/pods", headers=AUTH).status_code == 200
-    assert [httpx.get(url, headers=AUTH).status_code for _ in range(3)] == [503, 503, 200]
+    assert http.get(simulator.base_url + "/pods", headers=AUTH).status_code == 200
+    assert [http.get(url, headers=AUTH).status_code for _ in range(3)] == [503, 503, 200]
 
 
 def test_rate_limit_fault_sends_retry_after(simulator: Simulator) -> None:
     simulator.fail("/v1/billing", retry_after=7)
-    r = httpx.get(simulator.base_url + "/billing/pods", headers=AUTH)
+    r = http.get(simulator.base_url + "/billing/pods", headers=AUTH)
     assert (r.status_code, r.headers["retry-after"]) == (429, "7")
 
 
 @pytest.mark.parametrize("kind", ["garbage", "html"])
 def test_body_faults(simulator: Simulator, kind: str) -> None:
     simulator.fail("/v1/pods", kind)
-    r = httpx.get(simulator.base_url + "/pods", headers=AUTH)
+    r = http.get(simulator.base_url + "/pods", headers=AUTH)
     with pytest.raises(json.JSONDecodeError):
         r.json()
 
@@ -265,7 +265,7 @@ def test_body_faults(simulator: Simulator, kind: str) -> None:
 def test_truncated_fault_cuts_the_body(simulator: Simulator) -> None:
     simulator.fail("/v1/pods", "truncated")
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(simulator.base_url + "/pods", headers=AUTH)
+        http.get(simulator.base_url + "/pods", headers=AUTH)
 
 
 def test_bad_record_fault_spoils_record_zero(simulator: Simulator) -> None:
@@ -277,10 +277,10 @@ def test_bad_record_fault_spoils_record_zero(simulator: Simulator) -> None:
 
 def test_huge_fault_and_request_log_counts_bytes(simulator: Simulator) -> None:
     simulator.fail("/v1/billing/pods", "huge", size=300_000, declare_length=False)
-    r = httpx.get(simulator.base_url + "/billing/pods", headers=AUTH)
+    r = http.get(simulator.base_url + "/billing/pods", headers=AUTH)
     assert r.json() == []
     assert len(r.content) == 300_000
-    normal = httpx.get(simulator.base_url + "/pods", headers=AUTH, params={"name": "notebook"})
+    normal = http.get(simulator.base_url + "/pods", headers=AUTH, params={"name": "notebook"})
     last = simulator.requests[-1]
     assert (last.method, last.path, last.status) == ("GET", "/v1/pods", 200)
     assert last.param("name") == "notebook"
@@ -291,8 +291,8 @@ def test_huge_fault_and_request_log_counts_bytes(simulator: Simulator) -> None:
 def test_delay_fault_delays_then_answers(simulator: Simulator) -> None:
     simulator.fail("/v1/pods", delay=0.2)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.get(simulator.base_url + "/pods", headers=AUTH, timeout=0.05)
-    assert httpx.get(simulator.base_url + "/pods", headers=AUTH).status_code == 200
+        http.get(simulator.base_url + "/pods", headers=AUTH, timeout=0.05)
+    assert http.get(simulator.base_url + "/pods", headers=AUTH).status_code == 200
 
 
 def test_unknown_fault_kind_is_refused(simulator: Simulator) -> None:
@@ -303,15 +303,15 @@ def test_unknown_fault_kind_is_refused(simulator: Simulator) -> None:
 def test_scenario_faults_apply_from_the_start() -> None:
     scenario = {"pods": [], "faults": [{"path": "/v1/pods", "status": 502, "times": 1}]}
     with running_simulator(scenario) as sim:
-        assert httpx.get(sim.base_url + "/pods", headers=AUTH).status_code == 502
-        assert httpx.get(sim.base_url + "/pods", headers=AUTH).json() == []
+        assert http.get(sim.base_url + "/pods", headers=AUTH).status_code == 502
+        assert http.get(sim.base_url + "/pods", headers=AUTH).json() == []
 
 
 def test_stop_refuses_further_connections() -> None:
     with running_simulator() as sim:
         url = sim.base_url
     with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/pods", headers=AUTH)
+        http.get(url + "/pods", headers=AUTH)
 
 
 # --------------------------------------------------------------------- scenarios
@@ -359,19 +359,29 @@ def test_builtin_month_has_a_month_of_hourly_history() -> None:
     assert min(r["time"] for r in recs) < "2026-10-26"
 
 
-def test_cli_serves_and_prints_url_and_key() -> None:
+def test_cli_serves_and_prints_urls_and_key() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.simulator", "--port", "0", "--api-key", "cli-key"],
+        [sys.executable, "-m", "daemon.simulator", "--port", "0", "--api-key", "cli-key",
+         "--retire", "graphql"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
-        url = next(ln.split("=", 1)[1].strip() for ln in lines if "BASE_URL=" in ln)
-        assert any("RUNPOD_API_KEY=cli-key" in ln for ln in lines)
-        r = httpx.get(url + "/pods", headers={"Authorization": "Bearer cli-key"})
-        assert r.status_code == 200
-        assert len(r.json()) == 3
+        lines = [proc.stdout.readline() for _ in range(5)]
+        env = dict(ln.strip().split("=", 1) for ln in lines if ln[:1].isupper() and "=" in ln)
+        v1_url = next(ln.rsplit("=", 1)[1].strip() for ln in lines if ln.startswith("#"))
+        assert env["RUNPOD_API_KEY"] == "cli-key"
+        auth = {"Authorization": "Bearer cli-key"}
+        v2 = http.get(env["RUNPOD_API_BASE_URL"] + "/pods", headers=auth)
+        assert env["RUNPOD_API_BASE_URL"].endswith("/v2")
+        assert v2.status_code == 200
+        assert any(p["gpu"]["id"] == "NVIDIA H100 80GB HBM3" for p in v2.json()["pods"])
+        v1 = http.get(v1_url + "/pods", headers=auth)
+        assert v1.status_code == 200
+        assert len(v1.json()) == len(v2.json()["pods"])
+        gql = http.post(env["RUNPOD_GRAPHQL_URL"], headers=auth,
+                         json={"query": "{ myself { clientBalance } }"})
+        assert gql.status_code == 410
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
