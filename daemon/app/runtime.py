@@ -21,7 +21,12 @@ import structlog
 from pydantic import BaseModel, SecretStr
 
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
-from daemon.adapters.runpod import make_api, make_balance_api
+from daemon.adapters.runpod import (
+    DEFAULT_BASE_URLS,
+    DEFAULT_GRAPHQL_URL,
+    make_api,
+    make_balance_api,
+)
 from daemon.adapters.store import open_store
 from daemon.app import logging as applog
 from daemon.app.metrics import Metrics
@@ -134,8 +139,9 @@ def build_clients(
 ) -> tuple[dict[str, RunPodApi], dict[str, BalanceApi]]:
     """One RunPod client per account in the configured API version, and one
     balance (GraphQL) client per account when the config has ``balance``."""
-    base = env.get("RUNPOD_API_BASE_URL") or None
-    graphql = env.get("RUNPOD_GRAPHQL_URL") or None
+    # read from ``env`` (not os.environ): the commands and tests pass their own
+    base = env.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URLS[config.api.version]
+    graphql = env.get("RUNPOD_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL
     opts = {
         "timeout": config.api.timeout.total_seconds(),
         "deadline": config.api.deadline.total_seconds(),

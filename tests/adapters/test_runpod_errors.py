@@ -100,8 +100,12 @@ def test_410_gone_says_the_version_was_retired_and_the_fix(simulator: Simulator,
         with pytest.raises(ApiError) as e:
             call()
         assert (e.value.permanent, e.value.status, e.value.reason) == (True, 410, "gone")
-        assert str(e.value).startswith(
-            f"RunPod has retired API {version} (HTTP 410 Gone): set api.version: v2 in the config")
+        fix = (
+            "RunPod has retired API v1 (HTTP 410 Gone): set api.version: v2 in the config"
+            if version == "v1"
+            else "RunPod answered 410 Gone for API v2: check RUNPOD_API_BASE_URL"
+        )
+        assert str(e.value).startswith(fix)
     assert len(simulator.requests) == 3
 
 

@@ -27,6 +27,7 @@ from daemon.adapters.runpod.v2 import RunPodV2
 
 Version = Literal["v1", "v2"]
 DEFAULT_BASE_URLS: dict[str, str] = {"v1": v1.DEFAULT_BASE_URL, "v2": v2.DEFAULT_BASE_URL}
+DEFAULT_GRAPHQL_URL: str = graphql.DEFAULT_URL
 
 
 def make_api(

@@ -28,7 +28,10 @@ DEFAULT_BASE_URL: Final = "https://api.runpod.io/v2"
 FAMILIES: Final = frozenset(
     {"account", "pods", "serverless", "storage", "clusters", "public_endpoints"}
 )
-GONE: Final = "RunPod has retired API v2 (HTTP 410 Gone): set api.version: v2 in the config"
+GONE: Final = (
+    "RunPod answered 410 Gone for API v2: check RUNPOD_API_BASE_URL; if RunPod has "
+    "retired v2, upgrade runpod-budget"
+)
 
 # ------------------------------------------------------------------ wire models
 # camelCase attribute names are the wire names: no alias lookups per record
