@@ -328,10 +328,8 @@ class Metrics:
         """``on_request`` callback of the RunPod client (one ``RequestInfo`` per
         HTTP attempt): endpoint = path template, reason = ``error``."""
         self.observe_api(info.path, info.status, info.elapsed, info.error)
-        quota = getattr(info, "ratelimit_remaining", None)
-        if isinstance(quota, Mapping):
-            for window, left in quota.items():
-                self.api_quota_remaining.labels(window=str(window)).set(left)
+        for window, left in getattr(info, "remaining", ()):
+            self.api_quota_remaining.labels(window=str(window)).set(left)
 
     def balance(self, account: str, balance: Balance | None) -> None:
         """The balance read this cycle; None clears the account's series."""

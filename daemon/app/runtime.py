@@ -142,20 +142,22 @@ def build_clients(
     # read from ``env`` (not os.environ): the commands and tests pass their own
     base = env.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URLS[config.api.version]
     graphql = env.get("RUNPOD_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL
-    opts = {
-        "timeout": config.api.timeout.total_seconds(),
-        "deadline": config.api.deadline.total_seconds(),
-        "on_request": metrics.on_api_request,
-        "cancel": cancel,
-    }
+    timeout = config.api.timeout.total_seconds()
+    deadline = config.api.deadline.total_seconds()
     clients: dict[str, RunPodApi] = {}
     balances: dict[str, BalanceApi] = {}
     for acc in config.accounts:
         key = api_key_for(acc, env)
         applog.register_secret(key)
-        clients[acc.name] = make_api(config.api.version, key, base_url=base, **opts)
+        clients[acc.name] = make_api(
+            config.api.version, key, base_url=base, timeout=timeout, deadline=deadline,
+            on_request=metrics.on_api_request, cancel=cancel,
+        )  # fmt: skip
         if config.balance is not None:
-            balances[acc.name] = make_balance_api(key, url=graphql, **opts)
+            balances[acc.name] = make_balance_api(
+                key, url=graphql, timeout=timeout, deadline=deadline,
+                on_request=metrics.on_api_request, cancel=cancel,
+            )  # fmt: skip
     return clients, balances
 
 
