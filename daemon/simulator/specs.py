@@ -204,11 +204,16 @@ class ClusterSpec:
 
 @dataclass
 class BalanceSpec:
-    """The prepaid balance at the scenario's load instant, and the spend limit."""
+    """The prepaid balance at the scenario's load instant, and the spend limit.
+
+    ``stop_at_zero``: when the balance reaches $0 every pod stops at that
+    instant, and pods without a network volume are terminated (RunPod's rule).
+    """
 
     start: float = 1000.0
     spend_limit: float = 80.0
     top_ups: float = 0.0
+    stop_at_zero: bool = False
 
 
 def epoch(t: datetime) -> float:

@@ -307,3 +307,21 @@ def test_starting_a_pod_without_balance_is_402(full_simulator: Simulator) -> Non
     assert (r.status_code, r.json()["title"]) == (402, "Payment Required")
     full_simulator.top_up(25)
     assert http.post(url, headers=AUTH, json={"action": "start"}).status_code == 200
+
+
+def test_at_zero_balance_pods_stop_at_that_instant_when_asked_to() -> None:
+    clock = FakeClock(PINNED_NOW)
+    scenario = {"pods": [
+        {"id": "keep", "gpu_type": "NVIDIA L4", "cost_per_hr": 6.0,
+         "running": [["-1h", None]], "network_volume": "v"},
+        {"id": "lose", "gpu_type": "NVIDIA L4", "cost_per_hr": 4.0, "running": [["-1h", None]]},
+    ], "balance": {"start": 5.0, "stop_at_zero": True}}
+    with running_simulator(scenario, clock=clock) as sim:
+        clock.advance(timedelta(hours=2))  # $10/h: the $5 ran out after 30 minutes
+        pods = {p["id"]: p["status"] for p in v2(sim, "/pods").json()["pods"]}
+        assert pods == {"keep": "EXITED"}  # "lose" had no network volume: terminated
+        me = gql(sim, BALANCE).json()["data"]["myself"]
+        assert me["clientBalance"] == pytest.approx(0.0, abs=1e-6)
+        assert me["currentSpendPerHr"] == 0.0
+        bill = v2(sim, "/billing/pods", params={"bucketSize": "hour", "lastN": "4"}).json()
+        assert sum(r["totalAmount"] for r in bill["records"]) == pytest.approx(15.0, abs=1e-5)
