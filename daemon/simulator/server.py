@@ -96,6 +96,13 @@ class Simulator:
     ``rate_limit`` ({window: quota}, windows ``minute``/``hour``/``day``; None =
     exempt) overrides the scenario's v2 policy; ``retired`` names APIs
     (``v1``, ``v2``, ``graphql``) that answer 410 from the start.
+
+    After :meth:`start` (or ``with``): ``base_url`` (v1, kept for old callers),
+    ``base_url_for("v1"|"v2")``, ``graphql_url``, ``root_url``. Control:
+    :meth:`fail`, :meth:`clear_faults`, :meth:`retire`, :meth:`set_rate_limit`,
+    :meth:`top_up`, :meth:`stop_pod`, :meth:`start_pod`, :meth:`set_gpu_util`,
+    :meth:`pod`; readings: :meth:`balance`, :meth:`spend_per_hr`, ``requests``
+    (every answered request, with the body bytes sent), ``scenario``, ``clock``.
     """
 
     PREFIX = "/v1"
