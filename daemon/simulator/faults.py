@@ -32,8 +32,8 @@ BAD_RECORDS = (
 _HTML = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
          b"<body><h1>502 Bad Gateway</h1><p>cloudflare</p></body></html>")
 PROBLEM = "application/problem+json"
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           409: "Conflict", 410: "Gone", 422: "Unprocessable Entity",
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+           404: "Not Found", 409: "Conflict", 410: "Gone", 422: "Unprocessable Entity",
            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
            503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -149,6 +149,8 @@ def _spoil_one(rec: dict[str, Any], how: str, amount: str, times: tuple[str, ...
         rec[amount] = values[how]
     elif how == "missing_amount":
         rec.pop(amount, None)
+    elif not times:
+        return
     elif how == "bad_time":
         rec[times[0]] = "yesterday-ish"
     elif how == "missing_time":
@@ -166,8 +168,30 @@ def _spoil_one(rec: dict[str, Any], how: str, amount: str, times: tuple[str, ...
         _move(rec, times, datetime(2000, 1, 1, tzinfo=UTC))
 
 
+def _spoil_other(data: dict[str, Any], how: str) -> dict[str, Any]:
+    """v2 pods (pod 0: ``cost``, ``startedAt``) and GraphQL (``clientBalance``)."""
+    doc = copy.deepcopy(data)
+    if doc.get("pods"):
+        pods: list[dict[str, Any]] = doc["pods"]
+        if how == "duplicate":
+            pods.insert(1, dict(pods[0]))
+        else:
+            _spoil_one(pods[0], how, "cost", ("startedAt",), None)
+    elif "data" in doc and isinstance(doc["data"], dict) and "myself" in doc["data"]:
+        _spoil_one(doc["data"]["myself"], how, "clientBalance", (), None)
+    elif "status" in doc and "actions" in doc:  # one pod
+        _spoil_one(doc, how, "cost", ("startedAt",), None)
+    return doc
+
+
 def spoil(data: Any, how: str, api: str, range_end: datetime | None) -> Any:
-    """``data`` with record 0 spoiled (a record is made up when there is none)."""
+    """``data`` with record 0 spoiled (a record is made up when there is none).
+
+    Billing answers spoil a record's amount/time; v2 pod answers spoil pod 0's
+    ``cost``/``startedAt``; GraphQL spoils ``clientBalance`` (amount kinds only).
+    """
+    if isinstance(data, dict) and "records" not in data:
+        return _spoil_other(data, how)
     if api == "v2" and isinstance(data, dict) and "records" in data:
         doc = copy.deepcopy(data)
         recs: list[dict[str, Any]] = doc["records"]

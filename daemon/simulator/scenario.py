@@ -29,7 +29,7 @@ REST v2 and GraphQL alike. File shape (only ids and prices are required)::
       - {id: clu-1, name: big, gpu_type: NVIDIA H100 80GB HBM3, nodes: 2,
          cost_per_hr: 48, running: [["-3h", null]]}
     public_endpoints: [{cost_per_hr: 0.2, since: -1d}]   # v2 /billing/endpoints
-    balance: {start: 50.0, spend_limit: 80}               # GraphQL myself
+    balance: {start: 50.0, spend_limit: 80, stop_at_zero: false}   # GraphQL myself
     rate_limit: {minute: 600, hour: 30000, day: 500000}   # v2; "off" = exempt
     retired: [v1]                         # v1 and/or graphql (and v2) answer 410
     faults:                               # see Simulator.fail
@@ -225,7 +225,8 @@ class Scenario:
             clusters=[_cluster(i, c, now) for i, c in enumerate(data.get("clusters") or [])],
             public_endpoints=public,
             balance=BalanceSpec(start=float(bal.get("start", 1000.0)),
-                                spend_limit=float(bal.get("spend_limit", 80.0))),
+                                spend_limit=float(bal.get("spend_limit", 80.0)),
+                                stop_at_zero=bool(bal.get("stop_at_zero", False))),
             rate_limit=_rate_limit(data.get("rate_limit")),
             retired=[str(r) for r in data.get("retired") or []],
             loaded_at=now,

@@ -96,6 +96,13 @@ class Simulator:
     ``rate_limit`` ({window: quota}, windows ``minute``/``hour``/``day``; None =
     exempt) overrides the scenario's v2 policy; ``retired`` names APIs
     (``v1``, ``v2``, ``graphql``) that answer 410 from the start.
+
+    After :meth:`start` (or ``with``): ``base_url`` (v1, kept for old callers),
+    ``base_url_for("v1"|"v2")``, ``graphql_url``, ``root_url``. Control:
+    :meth:`fail`, :meth:`clear_faults`, :meth:`retire`, :meth:`set_rate_limit`,
+    :meth:`top_up`, :meth:`stop_pod`, :meth:`start_pod`, :meth:`set_gpu_util`,
+    :meth:`pod`; readings: :meth:`balance`, :meth:`spend_per_hr`, ``requests``
+    (every answered request, with the body bytes sent), ``scenario``, ``clock``.
     """
 
     PREFIX = "/v1"
@@ -274,6 +281,29 @@ class Simulator:
                             self.clock().timestamp())
             return b.start + b.top_ups - spent
 
+    def _balance_at(self, t: float) -> float:
+        b = self.scenario.balance
+        return b.start + b.top_ups - accrued(self._meters(), self.scenario.loaded_at.timestamp(), t)
+
+    def settle(self) -> None:
+        """With ``balance.stop_at_zero``: once the balance is spent, stop every pod
+        at the instant it reached $0 (found by bisection, so a clock that jumped
+        past it still stops them there) and terminate those without a network volume."""
+        with self.lock:
+            if not self.scenario.balance.stop_at_zero:
+                return
+            hi = self.clock().timestamp()
+            if self._balance_at(hi) > 0:
+                return
+            lo = self.scenario.loaded_at.timestamp()
+            for _ in range(60):  # sub-millisecond after 60 halvings of any span we use
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if self._balance_at(mid) > 0 else (lo, mid)
+            at = datetime.fromtimestamp(hi, UTC)
+            for pod in self.scenario.pods:
+                if pod.is_running and pod.running[-1][0] <= at:
+                    podlib.apply(pod, "stop" if pod.network_volume else "terminate", at)
+
     def spend_per_hr(self) -> float:
         """USD/h billing right now across every resource."""
         with self.lock:
@@ -301,6 +331,7 @@ class Simulator:
                                      f"{_exceeded(headers)} window")
             route = path[len(api) + 1:].rstrip("/")
             with self.lock:
+                self.settle()
                 if api == "v1":
                     ans = v1.handle(self, method, route, query, now)
                 elif api == "v2":

@@ -108,8 +108,9 @@ class PodSpec:
 
     def meters(self) -> tuple[list[Seg], list[Seg]]:
         """(running segments at ``cost_per_hr``, stopped segments at ``stopped_cost_per_hr``)."""
-        sig = (len(self.running), self.running[-1] if self.running else None, self.cost_per_hr,
-               self.stopped_cost_per_hr, self.terminated_at, self.created_at)
+        # the whole run list: comparing tuples is C-speed and catches any edit
+        sig = (tuple(self.running), self.cost_per_hr, self.stopped_cost_per_hr,
+               self.terminated_at, self.created_at)
         if self._cache is None or self._cache[0] != sig:
             run = to_segs([(s, e, self.cost_per_hr) for s, e in self.running])
             self._cache = (sig, run, self._stopped(run))
@@ -162,7 +163,7 @@ class ServerlessSpec:
     _cache: tuple[Any, list[Seg]] | None = field(default=None, repr=False, compare=False)
 
     def meter(self) -> list[Seg]:
-        sig = (len(self.spend), self.spend[-1] if self.spend else None)
+        sig = tuple(self.spend)
         if self._cache is None or self._cache[0] != sig:
             self._cache = (sig, to_segs(self.spend))
         return self._cache[1]
@@ -204,11 +205,16 @@ class ClusterSpec:
 
 @dataclass
 class BalanceSpec:
-    """The prepaid balance at the scenario's load instant, and the spend limit."""
+    """The prepaid balance at the scenario's load instant, and the spend limit.
+
+    ``stop_at_zero``: when the balance reaches $0 every pod stops at that
+    instant, and pods without a network volume are terminated (RunPod's rule).
+    """
 
     start: float = 1000.0
     spend_limit: float = 80.0
     top_ups: float = 0.0
+    stop_at_zero: bool = False
 
 
 def epoch(t: datetime) -> float:

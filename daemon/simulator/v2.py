@@ -5,7 +5,8 @@ clusters,endpoints}`` (windows and records in :mod:`.billing_v2`). Resources:
 ``GET /pods`` (``includeClusterPods``), ``/pods/{id}``, ``POST
 /pods/{id}/action`` (rules in :mod:`.pods`; ``terminate`` answers 204),
 ``GET /serverless[/{id}]``, ``/network-volumes[/{id}]``. Errors are RFC 9457
-problems; bad parameters are 400, a body that fails the schema 422.
+problems; bad parameters are 400, a body that fails the schema 422, ``start``
+with a balance at or under $0 is 402 (RunPod: "insufficient balance").
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def _pods(sim: Simulator, method: str, rest: list[str], q: Query, *, body: bytes
             why = podlib.refusal(pod, action)
             if why is not None:
                 raise Reply(409, why)
+            if action == "start" and sim.balance() <= 0:
+                raise Reply(402, "insufficient balance: add funds to start a pod")
             podlib.apply(pod, action, now)
             if action == "terminate":
                 return Answer(None, status=204)

@@ -7,8 +7,17 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.simulator.billing import BUCKETS, floor_bucket, next_bucket, pod_records
-from daemon.simulator.scenario import PodSpec
+from daemon.simulator.billing import (
+    BUCKETS,
+    ceil_bucket,
+    edges,
+    floor_bucket,
+    iso_z,
+    next_bucket,
+    pod_records,
+)
+from daemon.simulator.billing_v2 import family_answer
+from daemon.simulator.scenario import PodSpec, Scenario
 
 NOW = datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC)
 EPOCH = datetime(2025, 12, 20, tzinfo=UTC)
@@ -66,3 +75,30 @@ def test_buckets_tile_time(t: datetime, size: str) -> None:
     assert floor_bucket(next_bucket(start, size), size) == next_bucket(start, size)
     if size == "week":
         assert start.weekday() == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(pods(), st.sampled_from(BUCKETS), st.integers(0, 400), st.integers(1, 400))
+def test_v2_pod_records_keep_every_cent_once(
+    ps: list[PodSpec], size: str, back_days: int, span_days: int
+) -> None:
+    """v2: one record per pod per bucket inside the window, components adding up,
+    and over a window covering everything the same spend as the intervals."""
+    start = floor_bucket(NOW - timedelta(days=back_days), size)
+    end = ceil_bucket(start + timedelta(days=span_days), size)
+    doc = family_answer(Scenario(pods=ps), "pods", edges(start, end, size), NOW,
+                        query={})
+    keys = [(r["startTime"], r["podId"]) for r in doc["records"]]
+    assert len(keys) == len(set(keys)) == doc["metadata"]["recordCount"]
+    assert keys == sorted(keys)
+    for r in doc["records"]:
+        assert iso_z(start) <= r["startTime"] < iso_z(end)
+        assert r["endTime"] == iso_z(next_bucket(
+            datetime.fromisoformat(r["startTime"].replace("Z", "+00:00")), size))
+        assert abs(r["gpuAmount"] + r["cpuAmount"] + r["diskAmount"] - r["totalAmount"]) < 1e-9
+    whole = family_answer(Scenario(pods=ps), "pods",
+                          edges(floor_bucket(EPOCH, size),
+                                ceil_bucket(NOW + timedelta(hours=1), size), size),
+                          NOW, query={})
+    assert abs(whole["metadata"]["totals"]["totalAmount"] - expected_total(ps)) <= (
+        5e-7 * len(whole["records"]) + 1e-9)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from daemon.simulator import Simulator
-from tests.support.simulator import TEST_KEY, full_simulator, http, v2_get
+from tests.support.simulator import TEST_KEY, full_simulator, http, running_simulator, v2_get
 
 __all__ = ["full_simulator"]  # the fixture, imported for pytest
 
@@ -150,3 +150,22 @@ def test_v1_sees_the_same_pods_and_refuses_to_stop_a_locked_one(
     assert r.status_code == 409
     assert r.json() == {"error": "pod pod-l4-locked is locked and cannot be stopped",
                         "status": 409}
+
+
+def test_builtin_demo_has_idle_busy_locked_pods_spend_and_a_low_balance() -> None:
+    with running_simulator("demo") as sim:
+        pods = {p["name"]: p for p in v2_get(sim, "/pods")["pods"]}
+        utils = {n: [g["util"] for g in p["runtime"]["gpus"]] for n, p in pods.items()}
+        assert utils["dev-notebook-idle"] == [0, 0]
+        assert min(utils["train-llama-ft"]) > 80
+        assert pods["prod-inference-locked"]["locked"] is True
+        assert "stop" not in pods["prod-inference-locked"]["actions"]
+        eps = v2_get(sim, "/billing/serverless", bucketSize="hour", lastN="2")["records"]
+        assert eps and eps[0]["totalAmount"] == 0.6
+        assert v2_get(sim, "/billing/network-volumes", lastN="1")["records"]
+        me = http.post(sim.graphql_url, headers=AUTH, json={
+            "query": "{ myself { clientBalance currentSpendPerHr } }"}).json()["data"]["myself"]
+        assert me["clientBalance"] == 40.0
+        sim.stop_pod("demo7runaway003")  # what the demo's enforcement does within seconds
+        burn = sim.spend_per_hr()
+    assert 3 < 40.0 / burn < 8  # a runway of a few hours once the runaway is stopped

@@ -288,3 +288,40 @@ def test_v1_duplicate_record(full_simulator: Simulator) -> None:
     full_simulator.fail("/v1/billing/endpoints", "bad_record", record="duplicate")
     recs = http.get(full_simulator.base_url + "/billing/endpoints", headers=AUTH).json()
     assert recs[0] == recs[1] and recs[0]["endpointId"]
+
+
+def test_bad_records_on_pods_and_graphql(full_simulator: Simulator) -> None:
+    full_simulator.fail("/v2/pods", "bad_record", record="string_amount")
+    pods = v2(full_simulator, "/pods").json()["pods"]
+    assert pods[0]["cost"] == "1.5" and isinstance(pods[1]["cost"], float)
+    full_simulator.fail("/v2/pods/pod-a100-train", "bad_record", record="naive_time")
+    assert v2(full_simulator, "/pods/pod-a100-train").json()["startedAt"] == "2026-11-24T08:00:00"
+    full_simulator.fail("/graphql", "bad_record", record="huge_amount")
+    assert gql(full_simulator, BALANCE).json()["data"]["myself"]["clientBalance"] == 1e308
+
+
+def test_starting_a_pod_without_balance_is_402(full_simulator: Simulator) -> None:
+    url = full_simulator.base_url_for("v2") + "/pods/pod-a4500-nb/action"
+    full_simulator.clock.advance(timedelta(hours=1))  # ~$57/h burns the $50
+    r = http.post(url, headers=AUTH, json={"action": "start"})
+    assert (r.status_code, r.json()["title"]) == (402, "Payment Required")
+    full_simulator.top_up(25)
+    assert http.post(url, headers=AUTH, json={"action": "start"}).status_code == 200
+
+
+def test_at_zero_balance_pods_stop_at_that_instant_when_asked_to() -> None:
+    clock = FakeClock(PINNED_NOW)
+    scenario = {"pods": [
+        {"id": "keep", "gpu_type": "NVIDIA L4", "cost_per_hr": 6.0,
+         "running": [["-1h", None]], "network_volume": "v"},
+        {"id": "lose", "gpu_type": "NVIDIA L4", "cost_per_hr": 4.0, "running": [["-1h", None]]},
+    ], "balance": {"start": 5.0, "stop_at_zero": True}}
+    with running_simulator(scenario, clock=clock) as sim:
+        clock.advance(timedelta(hours=2))  # $10/h: the $5 ran out after 30 minutes
+        pods = {p["id"]: p["status"] for p in v2(sim, "/pods").json()["pods"]}
+        assert pods == {"keep": "EXITED"}  # "lose" had no network volume: terminated
+        me = gql(sim, BALANCE).json()["data"]["myself"]
+        assert me["clientBalance"] == pytest.approx(0.0, abs=1e-6)
+        assert me["currentSpendPerHr"] == 0.0
+        bill = v2(sim, "/billing/pods", params={"bucketSize": "hour", "lastN": "4"}).json()
+        assert sum(r["totalAmount"] for r in bill["records"]) == pytest.approx(15.0, abs=1e-5)
