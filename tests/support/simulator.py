@@ -3,7 +3,7 @@
 Use the context manager anywhere::
 
     with running_simulator() as sim:          # FakeClock pinned at PINNED_NOW
-        client = fast_client(sim)
+        api = fast_api(sim)          # v2 (fast_api(sim, "v1") for v1)
         sim.clock.advance(timedelta(minutes=5))
 
 or import the fixture into a test module (pytest finds it by name)::
@@ -55,7 +55,9 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.adapters.runpod import RunPodClient
+from daemon.adapters.runpod import make_api
+from daemon.adapters.runpod.v1 import RunPodV1
+from daemon.adapters.runpod.v2 import RunPodV2
 from daemon.simulator import FakeClock, Scenario, Simulator
 
 PINNED_NOW = datetime(2026, 11, 24, 14, 5, 12, tzinfo=UTC)
@@ -137,15 +139,20 @@ def running_simulator(
         yield sim
 
 
-def fast_client(sim: Simulator, *, api_key: str | None = None, **kwargs: Any) -> RunPodClient:
-    """A RunPodClient for ``sim`` whose retries wait milliseconds, not seconds.
+#: adapter options whose retries wait milliseconds, not seconds
+FAST: dict[str, Any] = {"timeout": 2.0, "deadline": 5.0, "wait_initial": 0.01,
+                        "wait_max": 0.05, "wait_jitter": 0.01, "retry_after_cap": 2.0}
 
-    ``kwargs`` override the constructor options (``timeout``, ``deadline``, ...).
+
+def fast_api(sim: Simulator, version: str = "v2", *, api_key: str | None = None,
+             **kwargs: Any) -> RunPodV1 | RunPodV2:
+    """A RunPod adapter of ``version`` for ``sim`` whose retries wait milliseconds.
+
+    ``kwargs`` override the options (``timeout``, ``deadline``, ...).
     """
-    opts: dict[str, Any] = {"timeout": 2.0, "deadline": 5.0, "wait_initial": 0.01,
-                            "wait_max": 0.05, "wait_jitter": 0.01, "retry_after_cap": 2.0}
-    opts.update(kwargs)
-    return RunPodClient(sim.api_key if api_key is None else api_key, sim.base_url, **opts)
+    key = sim.api_key if api_key is None else api_key
+    return make_api(version, key, base_url=sim.base_url_for(version),  # type: ignore[arg-type]
+                    **{**FAST, **kwargs})
 
 
 @pytest.fixture
