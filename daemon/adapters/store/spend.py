@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from daemon.adapters.store.base import StoreBase
 from daemon.adapters.store.engine import aware, epoch
@@ -23,6 +25,30 @@ RESOLUTIONS = (1, 24)
 _COLUMNS = "INSERT INTO spend_points (account, family, time, resource, hours, amount) "
 _INSERT_QMARK = _COLUMNS + "VALUES (?, ?, ?, ?, ?, ?)"  # sqlite3
 _INSERT_FORMAT = _COLUMNS + "VALUES (%s, %s, %s, %s, %s, %s)"  # psycopg
+_COPY = "COPY spend_points (account, family, time, resource, hours, amount) FROM STDIN"
+_READ = (
+    "SELECT time, resource, amount, hours FROM spend_points "
+    "WHERE account = {0} AND family = {0} AND time >= {0} AND time < {0} "
+    "ORDER BY time, resource"
+)
+_SELECT_QMARK = _READ.format("?")
+_SELECT_FORMAT = _READ.format("%s")
+
+
+def _bulk_insert(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert points through the driver directly: ``COPY`` on PostgreSQL, one
+    ``executemany`` on SQLite. These are plain ints, floats and strings, and
+    SQLAlchemy's per-row processing would cost more than the insert itself."""
+    if conn.dialect.paramstyle == "qmark":
+        conn.exec_driver_sql(_INSERT_QMARK, rows)
+        return
+    if conn.dialect.name == "postgresql":
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cur, cur.copy(_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.exec_driver_sql(_INSERT_FORMAT, rows)
 Segment = tuple[int, int, int]  # (start, end, hours), epoch seconds
 
 
@@ -125,11 +151,7 @@ class SpendMixin(StoreBase):
                 )
             )
             if rows:
-                # The driver's executemany directly: these are plain ints, floats
-                # and strings, and SQLAlchemy's per-row processing would cost
-                # more than the insert itself for 100,000+ points.
-                qmark = conn.dialect.paramstyle == "qmark"
-                conn.exec_driver_sql(_INSERT_QMARK if qmark else _INSERT_FORMAT, rows)
+                _bulk_insert(conn, rows)
             if hi == lo:
                 return
             where = (sg.c.account == acc, sg.c.family == fam)
@@ -148,18 +170,14 @@ class SpendMixin(StoreBase):
         """Stored points of ``series`` with ``start <= time < end``, sorted by
         time, then resource. Raises ``StoreError``."""
         lo, hi = epoch(start, "start"), epoch(end, "end")
-        pt = points_t
         with self._tx("reading points") as conn:
-            rows = conn.execute(
-                select(pt.c.time, pt.c.resource, pt.c.amount, pt.c.hours)
-                .where(
-                    pt.c.account == series.account,
-                    pt.c.family == series.family,
-                    pt.c.time >= lo,
-                    pt.c.time < hi,
-                )
-                .order_by(pt.c.time, pt.c.resource)
-            ).all()
+            qmark = conn.dialect.paramstyle == "qmark"
+            # Plain driver tuples: SQLAlchemy's Row objects would double the
+            # cost of reading 100,000+ points.
+            rows = conn.exec_driver_sql(
+                _SELECT_QMARK if qmark else _SELECT_FORMAT,
+                (series.account, series.family, lo, hi),
+            ).fetchall()
         times: dict[int, datetime] = {}  # many resources share a bucket start
         out: list[SpendPoint] = []
         for t, resource, amount, hours in rows:
