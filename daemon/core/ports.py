@@ -306,7 +306,7 @@ class OutboxStore(Protocol):
     ) -> list[OutboxItem]:
         """Lease up to ``per_notifier`` due rows from the head of each notifier's
         queue to ``owner`` (ordered by seq). A notifier's rows wait behind an
-        earlier pending row that is not due or leased by another owner.
+        earlier pending row that is not due or under a live lease.
         ``honour_backoff=False`` ignores ``next_attempt_at`` (not ``Retry-After``)."""
         ...
 

@@ -2,7 +2,7 @@
 
 A claim reads, per notifier with pending rows, its oldest ``per_notifier``
 pending rows through a partial index on pending rows (``notifier, seq``), and
-leases the leading run of them that is due and not leased by another owner.
+leases the leading run of them that is due and not under a live lease.
 So a claim costs a handful of indexed queries however long the queues are,
 and draining ``n`` rows costs O(n) queries in all (the leases renewed and the
 rows marked one send at a time).
@@ -68,7 +68,7 @@ class OutboxMixin(StoreBase):
 
         Per notifier, rows come in seq order and stop at the first pending row
         that is not due (backoff; with ``honour_backoff=False`` only an explicit
-        ``Retry-After``) or is leased by another owner: a notifier's later rows
+        ``Retry-After``) or is under a live lease: a notifier's later rows
         never overtake an earlier undelivered one. Permanently failed rows do
         not hold anything back. Raises ``StoreError``.
         """
@@ -95,10 +95,8 @@ class OutboxMixin(StoreBase):
                         break
                     if honour_backoff and r.next_attempt_at > now:
                         break
-                    if r.lease_until is not None and r.lease_until >= now and (
-                        r.lease_owner != owner
-                    ):
-                        break
+                    if r.lease_until is not None and r.lease_until >= now:
+                        break  # being sent (by anyone, this owner too): wait
                     claimed.append(int(r.seq))
             if not claimed:
                 return []
