@@ -22,6 +22,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
@@ -49,7 +50,7 @@ BACKOFF_MAX = timedelta(hours=1)
 SUMMARIZABLE = frozenset({"threshold", "forecast", "enforcement", "idle", "uptime", "balance"})
 
 
-class DeliveryStore(OutboxStore, MetaStore):
+class DeliveryStore(OutboxStore, MetaStore, Protocol):
     """What delivering needs: the outbox, and meta for a notifier's disabled mark."""
 
 

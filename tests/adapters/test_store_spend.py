@@ -141,7 +141,9 @@ def test_150000_points_round_trip(backend: Backend) -> None:
     """The bulk path stores and returns every point (speed: bench/, not here)."""
     store = backend.open()
     hours = 24 * 60
-    pts = [SpendPoint(T0 + h * H, f"pod-{r:03d}", r / 100) for h in range(hours) for r in range(104)]
+    pts = [
+        SpendPoint(T0 + h * H, f"pod-{r:03d}", r / 100) for h in range(hours) for r in range(104)
+    ]
     assert len(pts) >= 149_760
     store.replace_points(PODS, T0, T0 + hours * H, 1, pts)
     back = store.points(PODS, T0, T0 + hours * H)

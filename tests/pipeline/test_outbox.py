@@ -3,9 +3,10 @@ back; permanent failures are recorded and not retried; backoff grows; ``check``
 sends what is pending at once; a crashed sender's lease runs out quickly;
 summarising notifiers get one summary for a burst.
 
-Real parts: a SQLite file, notifiers built from the config talking HTTP to the
-recording receiver (or a closed port). The summary and lease tests use a tiny
-recording notifier: they are about the outbox's logic, not a transport.
+Real parts: a SQLite file or the PostgreSQL server, notifiers built from the
+config talking HTTP to the recording receiver (or a closed port). The summary
+and lease tests use a tiny recording notifier: they are about the outbox's
+logic, not a transport.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
@@ -33,6 +36,7 @@ from daemon.pipeline.outbox import (
     deliver_due,
     lease_for,
 )
+from tests.pipeline.conftest import PG_CONNINFO, PG_URL
 from tests.support.receiver import Receiver, slack_error
 
 HOOK = "/hook"
@@ -80,11 +84,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    s = open_store(f"sqlite:///{tmp_path}/state/state.db")
-    yield s
-    s.close()
+@pytest.fixture(
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """A real SQLite file, or a schema of its own on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path}/state/state.db")
+        yield s
+        s.close()
+        return
+    pg_skip = request.getfixturevalue("pg_skip")
+    if pg_skip:
+        pytest.skip(pg_skip)
+    schema = f"rpb_outbox_{uuid.uuid4().hex[:16]}"
+    s = open_store(PG_URL, schema=schema)
+    try:
+        yield s
+    finally:
+        s.close()
+        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
