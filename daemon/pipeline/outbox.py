@@ -141,9 +141,10 @@ def deliver_due(
     )
     taken = 0
     while taken < MAX_PER_PASS:
+        claimed_at = clock()
         items = store.claim_due(
             pass_.owner,
-            clock(),
+            claimed_at,
             claim_lease,
             per_notifier=per_notifier,
             honour_backoff=honour_backoff,
@@ -156,7 +157,7 @@ def deliver_due(
         for item in items:
             batches.setdefault(item.notifier, []).append(item)
         for name, batch in batches.items():
-            pass_.batch(name, batch)
+            pass_.batch(name, batch, claimed_at + timedelta(seconds=claim_lease))
     obs.set_pending({s.notifier: s.pending for s in store.delivery_states()})
     return report
 
@@ -175,9 +176,13 @@ class _Pass:
     owner: str = field(default_factory=lambda: secrets.token_hex(16))
     stalled: set[str] = field(default_factory=set)
 
-    def batch(self, name: str, items: list[OutboxItem]) -> None:
+    def batch(self, name: str, items: list[OutboxItem], held_until: datetime) -> None:
         """Send one notifier's claimed rows in order; stop at a transient failure
-        or at a row another owner took over, releasing the rest."""
+        or at a row another owner took over, releasing the rest.
+
+        Before each send the lease must outlast that send: while the one we
+        hold still does (nobody can have taken it over), no store round trip;
+        otherwise it is renewed, which also tells whether it is still ours."""
         notifier = self.notifiers.get(name)
         if notifier is None:
             msg = f"notifier {name!r} is no longer configured"
@@ -190,10 +195,16 @@ class _Pass:
             log.warning("notify.dropped", notifier=name, rows=len(items), reason=msg)
             return
         lease = self.lease_seconds or lease_for(notifier)
+        one_send = timedelta(seconds=max(lease - LEASE_MARGIN, 0.0) + 1.0)
         units = plan_units(items, notifier, self.max_individual)
         for k, unit in enumerate(units):
             rest = [i.seq for u in units[k:] for i in u]
-            held = self.store.renew(self.owner, rest, self.clock(), lease)
+            now = self.clock()
+            if now + one_send <= held_until:
+                held = set(rest)
+            else:
+                held = self.store.renew(self.owner, rest, now, lease)
+                held_until = now + timedelta(seconds=lease)
             if not all(i.seq in held for i in unit):
                 # Another owner took this row over after our lease ran out: it
                 # sends it, and our later rows must not overtake it.

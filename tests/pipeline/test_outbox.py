@@ -316,6 +316,27 @@ def test_a_crashed_senders_lease_delays_the_notifier_by_one_send_timeout(
     assert len(report.delivered) == 3
 
 
+def test_a_sender_that_lost_its_lease_stops_before_the_next_row(store: SqlStore) -> None:
+    """At most one sender per row: a send that outlived the lease lets another
+    owner take the rest over, and the slow owner does not send them too."""
+    clock = Clock()
+    taken: list[str] = []
+
+    class Slow(Recording):
+        def send(self, alert: Alert) -> None:
+            super().send(alert)
+            clock.advance(timedelta(seconds=lease_for(self) + 5))  # hung past the lease
+            if not taken:  # meanwhile a replica claims what it sees as free
+                taken.extend(i.alert.id for i in store.claim_due("replica", clock(), 60))
+
+    n = Slow("ops", send_timeout=5.0)
+    store.enqueue([alert("a1", ("ops",)), alert("a2", ("ops",))], clock())
+    report = deliver_due(store, {"ops": n}, clock)
+    assert [a.id for a in n.sent] == ["a1"]
+    assert report.delivered == [("a1", "ops")]
+    assert taken == ["a1", "a2"]  # a1 may go out twice (it was in flight), a2 only once
+
+
 def _burst(store: SqlStore, clock: Clock, n: int, notifiers: tuple[str, ...]) -> list[str]:
     ids = [f"burst-{i:02d}" for i in range(n)]
     store.enqueue([alert(i, notifiers) for i in ids], clock())
