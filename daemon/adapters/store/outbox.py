@@ -16,7 +16,7 @@ free again one lease later, and a row is sent by at most one owner at a time
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,16 +88,11 @@ class OutboxMixin(StoreBase):
                 # Serialise claims across replicas: each sees the others' leases.
                 conn.execute(select(func.pg_advisory_xact_lock(LOCK_CLAIM)))
             names = [r[0] for r in conn.execute(_NOTIFIERS) if r[0] not in exclude]
-            claimed: list[int] = []
-            for name in names:
-                for r in conn.execute(head, {"n": name}):
-                    if r.retry_after_at is not None and r.retry_after_at > now:
-                        break
-                    if honour_backoff and r.next_attempt_at > now:
-                        break
-                    if r.lease_until is not None and r.lease_until >= now:
-                        break  # being sent (by anyone, this owner too): wait
-                    claimed.append(int(r.seq))
+            claimed = [
+                seq
+                for name in names
+                for seq in _leading_due(conn.execute(head, {"n": name}), now, honour_backoff)
+            ]
             if not claimed:
                 return []
             conn.execute(
@@ -246,6 +241,20 @@ class OutboxMixin(StoreBase):
                 select(func.count()).select_from(outbox_t).where(outbox_t.c.status == "pending")
             ).scalar_one()
         return int(n)
+
+
+def _leading_due(rows: Iterable[Any], now: datetime, honour_backoff: bool) -> list[int]:
+    """The seqs of the leading run of a notifier's head rows that may be sent now."""
+    out: list[int] = []
+    for r in rows:
+        if r.retry_after_at is not None and r.retry_after_at > now:
+            break
+        if honour_backoff and r.next_attempt_at > now:
+            break
+        if r.lease_until is not None and r.lease_until >= now:
+            break  # being sent (by anyone, this owner too): wait
+        out.append(int(r.seq))
+    return out
 
 
 def _item(r: Any) -> OutboxItem:
