@@ -8,7 +8,7 @@ the same contract when a test is about one unit's logic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -18,7 +18,9 @@ from daemon.core.model import (
     Balance,
     BucketLen,
     Family,
+    IdleState,
     Pod,
+    PodInfo,
     Resource,
     SeriesKey,
     SpendPoint,
@@ -179,10 +181,12 @@ class Notifier(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """The hour range of a series held in the store: ``[start, end)``."""
+    """A range of a series held in the store, ``[start, end)``, at one resolution:
+    ``hours`` is 1 (hour buckets) or 24 (whole UTC days)."""
 
     start: datetime
     end: datetime
+    hours: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +205,12 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One (alert, notifier) delivery, oldest first."""
+    """One (alert, notifier) delivery, oldest first.
+
+    ``created_at`` is when the alert was decided (one cycle's alerts share it);
+    ``retry_after_at`` is the notifier's explicit ``Retry-After`` deadline, kept
+    apart from the backoff's ``next_attempt_at``.
+    """
 
     seq: int
     alert: Alert
@@ -209,6 +218,8 @@ class OutboxItem:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    created_at: datetime | None = None
+    retry_after_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,29 +234,67 @@ class DeliveryState:
     last_error_at: datetime | None
 
 
-class Store(Protocol):
-    """Durable state: bucket cache, alert ledger + outbox, enforcement audit.
+class SpendStore(Protocol):
+    """Cached billing points per series, with coverage at hour or day resolution.
+    Every method is one transaction; raises ``StoreError``."""
 
-    All methods are transactional on their own. Raises ``StoreError``.
-    """
-
-    # buckets
-    def coverage(self, series: SeriesKey) -> Coverage | None: ...
+    def coverage(self, series: SeriesKey) -> list[Coverage]:
+        """The ranges held for ``series``, sorted by start; adjacent segments of
+        the same resolution are merged."""
+        ...
 
     def replace_points(
-        self, series: SeriesKey, start: datetime, end: datetime, points: Sequence[SpendPoint]
+        self,
+        series: SeriesKey,
+        start: datetime,
+        end: datetime,
+        hours: int,
+        points: Sequence[SpendPoint],
     ) -> None:
-        """Atomically replace every point of ``series`` in ``[start, end)`` and
-        extend the series' coverage to include that range."""
+        """Atomically replace every point of ``series`` whose time is in
+        ``[start, end)`` (of either resolution) by ``points`` and record
+        ``[start, end)`` as held at ``hours`` resolution (cutting coverage of
+        the other resolution there). A point outside the range: ``ValueError``."""
         ...
 
-    def points(self, series: SeriesKey, start: datetime, end: datetime) -> list[SpendPoint]: ...
+    def points(self, series: SeriesKey, start: datetime, end: datetime) -> list[SpendPoint]:
+        """Points with ``start <= time < end``, sorted by time, then resource."""
+        ...
 
     def prune_points(self, before: datetime) -> int:
-        """Delete points older than ``before``; returns how many."""
+        """Delete points older than ``before`` and trim coverage; returns how many."""
         ...
 
-    # ledger + outbox
+
+class RegistryStore(Protocol):
+    """Pods and named resources as last seen, kept after RunPod stops listing them."""
+
+    def upsert_pods(self, account: str, pods: Sequence[Pod], now: datetime) -> None: ...
+
+    def pod_registry(self, account: str) -> dict[str, PodInfo]: ...
+
+    def upsert_resources(
+        self, account: str, resources: Sequence[Resource], now: datetime
+    ) -> None: ...
+
+    def resource_names(self, account: str, family: str) -> dict[str, str]: ...
+
+
+class GuardStore(Protocol):
+    """Idle-guard state per running pod, kept between polls."""
+
+    def idle_states(self, account: str) -> dict[str, IdleState]: ...
+
+    def save_idle_states(
+        self, account: str, states: Sequence[IdleState], forget: Sequence[str]
+    ) -> None:
+        """Upsert ``states`` and delete the pods in ``forget``, in one transaction."""
+        ...
+
+
+class LedgerStore(Protocol):
+    """The alert ledger: every decided alert, for dedupe."""
+
     def prune_alerts(self, before: datetime) -> int:
         """Forget settled alerts created before ``before``; returns how many."""
         ...
@@ -255,30 +304,70 @@ class Store(Protocol):
         ...
 
     def enqueue(self, alerts: Sequence[Alert], now: datetime) -> list[str]:
-        """Insert alerts and one outbox row per notifier, atomically per alert.
+        """Insert alerts and one outbox row per notifier, atomically.
         An alert whose id exists already is skipped (another replica, a restart).
         Returns the ids actually inserted."""
         ...
 
-    def claim_due(self, now: datetime, lease_seconds: float, limit: int = 100) -> list[OutboxItem]:
-        """Lease due, undelivered outbox rows (oldest first) so that no other
-        replica sends them while the lease runs."""
+
+class OutboxStore(Protocol):
+    """Deliveries owed: claimed under short, owner-bound, renewable leases."""
+
+    def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        *,
+        per_notifier: int = 100,
+        honour_backoff: bool = True,
+        exclude: Collection[str] = (),
+    ) -> list[OutboxItem]:
+        """Lease up to ``per_notifier`` due rows from the head of each notifier's
+        queue to ``owner`` (ordered by seq). A notifier's rows wait behind an
+        earlier pending row that is not due or under a live lease.
+        ``honour_backoff=False`` ignores ``next_attempt_at`` (not ``Retry-After``)."""
         ...
 
-    def mark_delivered(self, seq: int, now: datetime) -> None: ...
+    def renew(
+        self, owner: str, seqs: Sequence[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """Extend ``owner``'s leases on ``seqs``; returns the seqs still held."""
+        ...
+
+    def release(self, owner: str, seqs: Sequence[int]) -> None:
+        """Give up ``owner``'s leases on ``seqs`` (unsent rows)."""
+        ...
+
+    def mark_delivered(self, seq: int | Sequence[int], now: datetime) -> None: ...
 
     def mark_failed(
-        self, seq: int, now: datetime, error: str, *, permanent: bool, next_attempt_at: datetime
+        self,
+        seq: int | Sequence[int],
+        now: datetime,
+        error: str,
+        *,
+        permanent: bool,
+        next_attempt_at: datetime,
+        retry_after_at: datetime | None = None,
     ) -> None: ...
 
     def delivery_states(self) -> list[DeliveryState]: ...
 
-    # key/value for small daemon state (health notices, digest marks, config hash)
+    def pending_count(self) -> int: ...
+
+
+class MetaStore(Protocol):
+    """Key/value for small daemon state (health notices, digest marks, config hash)."""
+
     def get_meta(self, key: str) -> str | None: ...
 
     def set_meta(self, key: str, value: str) -> None: ...
 
-    # enforcement
+
+class AuditStore(Protocol):
+    """Enforcement intents, results and the audit log."""
+
     def record_intent(
         self, instance_id: str, pod_id: str, now: datetime, detail: dict[str, Any]
     ) -> bool:
@@ -299,6 +388,24 @@ class Store(Protocol):
         """The intent/result row of (instance_id, pod_id), or None."""
         ...
 
+    def open_intents(self) -> list[dict[str, Any]]:
+        """Intents without a result (a crash between a stop call and its result)."""
+        ...
+
     def audit(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+
+class Store(
+    SpendStore,
+    RegistryStore,
+    GuardStore,
+    LedgerStore,
+    OutboxStore,
+    MetaStore,
+    AuditStore,
+    Protocol,
+):
+    """Everything durable, for the composition root; parts take the small
+    Protocol they use. Raises ``StoreError``."""
 
     def close(self) -> None: ...

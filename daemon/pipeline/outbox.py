@@ -1,33 +1,57 @@
 """Deliver what the outbox holds: oldest first, each notifier in order.
 
-An alert reaches the outbox before any send (``Store.enqueue``); a row is
-marked delivered only after its notifier said yes. A crash between a
-successful send and ``mark_delivered`` leaves a leased row that becomes due
-again when the lease runs out: that one message may be sent twice, nothing is
-lost. Transient failures back off exponentially (honouring ``retry_after``);
-permanent ones are recorded once and shown by ``status``.
+An alert reaches the outbox before any send (``LedgerStore.enqueue``); a row
+is marked delivered only after its notifier said yes. Rows are claimed in
+batches per notifier under a short lease bound to this pass's owner token and
+renewed before each send, so a crash mid-send delays that notifier by at most
+one lease (its send timeout plus a margin) and one poll; the message in flight
+may then be sent twice, nothing is lost. Transient failures back off
+exponentially; an explicit ``Retry-After`` is kept apart and always honoured,
+the backoff only when ``honour_backoff`` (``check`` delivers what is pending
+at once). Permanent failures are recorded once and shown by ``status``.
+
+Notifiers that summarise (``summarizes = True``) get one summary instead of
+more than ``max_individual`` alerts decided in one cycle; each member is
+marked delivered only once the summary went out. Ledger and ids are unchanged.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
-from daemon.core.ports import DeliveryError, Notifier, Store
+from daemon.core.model import Alert
+from daemon.core.ports import DeliveryError, MetaStore, Notifier, OutboxItem, OutboxStore
 from daemon.pipeline.observer import NullObserver, Observer
+
+try:
+    from daemon.core.payload import summarize  # type: ignore[attr-defined,import-not-found,unused-ignore]
+except ImportError:  # until daemon/core/payload.py lands: see _summary_fallback
+    from daemon.pipeline._summary_fallback import summarize
 
 log = structlog.get_logger("daemon.outbox")
 
-# One send at worst: a 120 s timeout (the config's maximum) with slack-sdk's two
-# quick in-process retries. A crash mid-send delays that notifier by this much.
-LEASE_SECONDS = 600.0
-MAX_PER_PASS = 1000  # rows per pass; the next pass (15 s later) takes the rest
+DEFAULT_SEND_TIMEOUT = 120.0  # the config's maximum notifier timeout
+LEASE_MARGIN = 15.0  # a send's retries and the time to record its outcome
+#: The longest lease any pass takes: a crashed owner's rows are free after this.
+LEASE_SECONDS = DEFAULT_SEND_TIMEOUT + LEASE_MARGIN
+PER_NOTIFIER = 100  # rows claimed per notifier and claim
+MAX_PER_PASS = 5000  # rows per pass; the next pass (15 s later) takes the rest
+MAX_INDIVIDUAL = 5  # alerts of one cycle sent one by one to a summarising notifier
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
+# Kinds that a summary may stand for; the others always go out on their own.
+SUMMARIZABLE = frozenset({"threshold", "forecast", "enforcement", "idle", "uptime", "balance"})
+
+
+class DeliveryStore(OutboxStore, MetaStore, Protocol):
+    """What delivering needs: the outbox, and meta for a notifier's disabled mark."""
 
 
 def disabled_key(notifier: str) -> str:
@@ -48,6 +72,14 @@ def backoff(
     return delay
 
 
+def lease_for(notifier: Notifier | None) -> float:
+    """One send of ``notifier`` plus a margin: its ``send_timeout`` when it says."""
+    timeout = getattr(notifier, "send_timeout", None)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        timeout = DEFAULT_SEND_TIMEOUT
+    return float(timeout) + LEASE_MARGIN
+
+
 @dataclass
 class DeliveryReport:
     delivered: list[tuple[str, str]] = field(default_factory=list)  # (alert id, notifier)
@@ -58,72 +90,185 @@ class DeliveryReport:
         return not self.failed
 
 
+def plan_units(
+    items: Sequence[OutboxItem], notifier: Notifier, max_individual: int
+) -> list[list[OutboxItem]]:
+    """The sends for one notifier's batch: one item each, except that a
+    summarising notifier gets the summarisable alerts of one cycle (same
+    ``created_at``) as one unit when there are more than ``max_individual``.
+    A unit sits where its first member did."""
+    if not getattr(notifier, "summarizes", False):
+        return [[i] for i in items]
+    cycles: dict[object, list[OutboxItem]] = {}
+    for i in items:
+        if i.alert.kind in SUMMARIZABLE:
+            cycles.setdefault(i.created_at, []).append(i)
+    big = {k: v for k, v in cycles.items() if len(v) > max_individual}
+    units: list[list[OutboxItem]] = []
+    for i in items:
+        members = big.get(i.created_at) if i.alert.kind in SUMMARIZABLE else None
+        if members is None:
+            units.append([i])
+        elif members[0] is i:
+            units.append(members)
+    return units
+
+
 def deliver_due(
-    store: Store,
+    store: DeliveryStore,
     notifiers: Mapping[str, Notifier],
     clock: Callable[[], datetime],
     *,
     observer: Observer | None = None,
-    lease_seconds: float = LEASE_SECONDS,
+    lease_seconds: float | None = None,
+    honour_backoff: bool = True,
+    per_notifier: int = PER_NOTIFIER,
+    max_individual: int = MAX_INDIVIDUAL,
 ) -> DeliveryReport:
     """Send every due outbox row once. Returns what was delivered and what failed.
 
-    Rows are claimed one at a time, so a lease only has to outlast one send
-    (a slow batch cannot outrun its leases and let a replica send the same
-    rows). After a transient failure the store holds back that notifier's later
-    rows until the failed one is due again, which keeps each notifier in order.
-    Never raises for a notifier's failure; a ``StoreError`` propagates.
+    ``lease_seconds`` overrides each notifier's lease (``lease_for``).
+    ``honour_backoff=False`` (``check``) sends rows that are only backing off
+    at once; a ``Retry-After`` still holds. A notifier that fails transiently
+    is left alone for the rest of the pass. Never raises for a notifier's
+    failure; a ``StoreError`` propagates.
     """
     obs = observer or NullObserver()
     report = DeliveryReport()
-    for _ in range(MAX_PER_PASS):
-        claimed = store.claim_due(clock(), lease_seconds, limit=1)
-        if not claimed:
-            break
-        item = claimed[0]
-        notifier = notifiers.get(item.notifier)
-        if notifier is None:
-            msg = f"notifier {item.notifier!r} is no longer configured"
-            store.mark_failed(item.seq, clock(), msg, permanent=True, next_attempt_at=clock())
-            report.failed.append((item.alert.id, item.notifier, msg, True))
-            log.warning(
-                "notify.dropped", notifier=item.notifier, alert_id=item.alert.id, reason=msg
-            )
-            continue
-        try:
-            notifier.send(item.alert)
-        except DeliveryError as e:
-            now = clock()
-            nxt = now + backoff(item.attempts, e.retry_after)
-            store.mark_failed(item.seq, now, str(e), permanent=e.permanent, next_attempt_at=nxt)
-            report.failed.append((item.alert.id, item.notifier, str(e), e.permanent))
-            obs.notification(item.notifier, item.alert.kind, ok=False, permanent=e.permanent)
-            reason = getattr(notifier, "disabled_reason", None)
-            if e.permanent and reason:
-                # e.g. a webhook's 410 Gone: remembered until its config changes
-                store.set_meta(disabled_key(item.notifier), reason)
-            if e.permanent:
-                log.error(
-                    "notify.failed_permanently",
-                    notifier=item.notifier,
-                    alert_id=item.alert.id,
-                    error=str(e),
-                )
-            else:
-                log.warning(
-                    "notify.failed",
-                    notifier=item.notifier,
-                    alert_id=item.alert.id,
-                    attempt=item.attempts + 1,
-                    retry_at=nxt.isoformat(),
-                    error=str(e),
-                )
-            continue
-        store.mark_delivered(item.seq, clock())
-        report.delivered.append((item.alert.id, item.notifier))
-        obs.notification(item.notifier, item.alert.kind, ok=True, permanent=False)
-        log.info(
-            "notify.delivered", notifier=item.notifier, alert_id=item.alert.id, kind=item.alert.kind
+    pass_ = _Pass(store, notifiers, clock, obs, report, lease_seconds, max_individual)
+    claim_lease = lease_seconds or max(
+        (lease_for(n) for n in notifiers.values()), default=LEASE_SECONDS
+    )
+    taken = 0
+    while taken < MAX_PER_PASS:
+        claimed_at = clock()
+        items = store.claim_due(
+            pass_.owner,
+            claimed_at,
+            claim_lease,
+            per_notifier=per_notifier,
+            honour_backoff=honour_backoff,
+            exclude=pass_.stalled,
         )
+        if not items:
+            break
+        taken += len(items)
+        batches: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            batches.setdefault(item.notifier, []).append(item)
+        for name, batch in batches.items():
+            pass_.batch(name, batch, claimed_at + timedelta(seconds=claim_lease))
     obs.set_pending({s.notifier: s.pending for s in store.delivery_states()})
     return report
+
+
+@dataclass
+class _Pass:
+    """One ``deliver_due`` pass: its owner token and the notifiers that stalled."""
+
+    store: DeliveryStore
+    notifiers: Mapping[str, Notifier]
+    clock: Callable[[], datetime]
+    obs: Observer
+    report: DeliveryReport
+    lease_seconds: float | None
+    max_individual: int
+    owner: str = field(default_factory=lambda: secrets.token_hex(16))
+    stalled: set[str] = field(default_factory=set)
+
+    def batch(self, name: str, items: list[OutboxItem], held_until: datetime) -> None:
+        """Send one notifier's claimed rows in order; stop at a transient failure
+        or at a row another owner took over, releasing the rest.
+
+        Before each send the lease must outlast that send: while the one we
+        hold still does (nobody can have taken it over), no store round trip;
+        otherwise it is renewed, which also tells whether it is still ours."""
+        notifier = self.notifiers.get(name)
+        if notifier is None:
+            msg = f"notifier {name!r} is no longer configured"
+            now = self.clock()
+            self.store.mark_failed(
+                [i.seq for i in items], now, msg, permanent=True, next_attempt_at=now
+            )
+            for i in items:
+                self.report.failed.append((i.alert.id, name, msg, True))
+            log.warning("notify.dropped", notifier=name, rows=len(items), reason=msg)
+            return
+        lease = self.lease_seconds or lease_for(notifier)
+        one_send = timedelta(seconds=max(lease - LEASE_MARGIN, 0.0) + 1.0)
+        units = plan_units(items, notifier, self.max_individual)
+        for k, unit in enumerate(units):
+            rest = [i.seq for u in units[k:] for i in u]
+            now = self.clock()
+            if now + one_send <= held_until:
+                held = set(rest)
+            else:
+                held = self.store.renew(self.owner, rest, now, lease)
+                held_until = now + timedelta(seconds=lease)
+            if not all(i.seq in held for i in unit):
+                # Another owner took this row over after our lease ran out: it
+                # sends it, and our later rows must not overtake it.
+                self.store.release(self.owner, [s for s in rest if s in held])
+                log.warning("notify.lease_lost", notifier=name, seq=unit[0].seq)
+                return
+            if not self._send(notifier, unit):
+                self.stalled.add(name)
+                self.store.release(self.owner, rest[len(unit):])
+                return
+
+    def _send(self, notifier: Notifier, unit: list[OutboxItem]) -> bool:
+        """Send one unit; record the outcome. Returns False on a transient failure."""
+        name = unit[0].notifier
+        alert: Alert = (
+            unit[0].alert
+            if len(unit) == 1
+            else summarize([i.alert for i in unit], name, self.clock())
+        )
+        seqs = [i.seq for i in unit]
+        try:
+            notifier.send(alert)
+        except DeliveryError as e:
+            self._failed(notifier, unit, alert, e)
+            return e.permanent
+        self.store.mark_delivered(seqs, self.clock())
+        self.report.delivered.extend((i.alert.id, name) for i in unit)
+        self.obs.notification(name, alert.kind, ok=True, permanent=False)
+        log.info(
+            "notify.delivered", notifier=name, alert_id=alert.id, kind=alert.kind, rows=len(unit)
+        )
+        return True
+
+    def _failed(
+        self, notifier: Notifier, unit: list[OutboxItem], alert: Alert, e: DeliveryError
+    ) -> None:
+        name = unit[0].notifier
+        now = self.clock()
+        nxt = now + backoff(unit[0].attempts, e.retry_after)
+        retry_at = None if e.retry_after is None else now + timedelta(seconds=e.retry_after)
+        self.store.mark_failed(
+            [i.seq for i in unit],
+            now,
+            str(e),
+            permanent=e.permanent,
+            next_attempt_at=nxt,
+            retry_after_at=retry_at,
+        )
+        self.report.failed.extend((i.alert.id, name, str(e), e.permanent) for i in unit)
+        self.obs.notification(name, alert.kind, ok=False, permanent=e.permanent)
+        reason = getattr(notifier, "disabled_reason", None)
+        if e.permanent and reason:
+            # e.g. a webhook's 410 Gone: remembered until its config changes
+            self.store.set_meta(disabled_key(name), reason)
+        if e.permanent:
+            log.error(
+                "notify.failed_permanently", notifier=name, alert_id=alert.id, error=str(e)
+            )
+        else:
+            log.warning(
+                "notify.failed",
+                notifier=name,
+                alert_id=alert.id,
+                attempt=unit[0].attempts + 1,
+                retry_at=nxt.isoformat(),
+                error=str(e),
+            )
