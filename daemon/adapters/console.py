@@ -17,6 +17,7 @@ class ConsoleSender:
     alert. People read it, so it wants summaries; it never disables itself."""
 
     wants_summary = True
+    send_timeout = 5.0  # a write to a terminal or pipe
 
     def __init__(
         self, name: str, stream: TextIO | None = None, *, zone: ZoneInfo | None = None

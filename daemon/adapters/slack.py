@@ -165,6 +165,8 @@ class SlackSender:
             ),
         ]
         timeout = max(1, math.ceil(config.timeout))
+        # slack-sdk's handlers retry in-process: each try may take the timeout
+        self.send_timeout = float(timeout * (1 + max_retries) + max_retries * 2)
         logger = _muted_sdk_logger()
         self._webhook: WebhookClient | None = None
         self._web: WebClient | None = None

@@ -145,6 +145,7 @@ class WebhookSender:
         self._url = config.url  # SecretStr: the path may carry a token
         _redact.add(self._url.get_secret_value())
         self._timeout = httpx.Timeout(config.timeout)
+        self.send_timeout = float(config.timeout)
         self._signers = [
             Webhook(signing_key(s.get_secret_value())) for s in config.signing_secrets()
         ]

@@ -34,7 +34,7 @@ def check(path: Path, env: Mapping[str, str], *, dry_run: bool, out: TextIO | No
     rt = build_runtime(path, env, read_only=dry_run)
     try:
         print(api_line(rt), file=out, flush=True)
-        result = run_cycle(rt.deps(), dry_run=dry_run)
+        result = run_cycle(rt.deps(), dry_run=dry_run, one_shot=True)
         consoles = {n for n, c in rt.config.notifiers.items() if c.type == "console"}
     finally:
         rt.close()

@@ -155,7 +155,13 @@ class Service:
         with self.lock:
             rt = self.rt
             try:
-                deliver_due(rt.store, rt.notifiers, rt.clock, observer=self.metrics)
+                deliver_due(
+                    rt.store,
+                    rt.notifiers,
+                    rt.clock,
+                    observer=self.metrics,
+                    max_individual=rt.config.grouping.max_individual,
+                )
             except Exception:
                 log.exception("job.failed", job="outbox")
                 self.metrics.job_error("outbox")

@@ -164,6 +164,13 @@ class Notifier(Protocol):
         ...
 
     @property
+    def send_timeout(self) -> float:
+        """Seconds one ``send`` may take at most, its own retries included: the
+        outbox leases a row for this long (plus a margin), so a crash mid-send
+        holds the notifier back by about this much, no longer."""
+        ...
+
+    @property
     def disabled_reason(self) -> str | None:
         """Why the notifier disabled itself (a webhook's 410 Gone), else None.
         The caller persists it until the notifier's config changes."""

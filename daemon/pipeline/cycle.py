@@ -216,12 +216,14 @@ def stage_enqueue(
 # --------------------------------------------------------------------------- the cycle
 
 
-def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
+def run_cycle(deps: Deps, *, dry_run: bool = False, one_shot: bool = False) -> CycleResult:
     """One full cycle. Raises only ``StoreError``; API and notifier trouble is
     reported in the result (and logged once) so the daemon keeps running.
 
     ``dry_run`` fetches and evaluates but writes nothing, sends nothing and
-    stops nothing: the result says what would happen.
+    stops nothing: the result says what would happen. ``one_shot`` (``check``)
+    tries every pending delivery now, honouring only an explicit Retry-After:
+    an operator runs ``check`` right after fixing a notifier.
     """
     config = deps.config
     store: Store = DryRunStore(deps.store) if dry_run else deps.store  # type: ignore[assignment]
@@ -246,7 +248,14 @@ def run_cycle(deps: Deps, *, dry_run: bool = False) -> CycleResult:
         decided("alert.decided", alert_id=a.id, kind=a.kind, notifiers=list(a.notifiers))
     delivery = DeliveryReport()
     if not dry_run:
-        delivery = deliver_due(store, deps.notifiers, deps.clock, observer=deps.observer)
+        delivery = deliver_due(
+            store,
+            deps.notifiers,
+            deps.clock,
+            observer=deps.observer,
+            honour_backoff=not one_shot,
+            max_individual=config.grouping.max_individual,
+        )
         store.prune_points(now - KEEP_POINTS)
         store.prune_alerts(now - KEEP_ALERTS)
     deps.observer.replace_instances(evaluation.statuses)

@@ -44,5 +44,11 @@ def send_digest(deps: Deps) -> list[str]:
         return []
     inserted = deps.store.enqueue([alert], deps.clock())
     log.info("digest.queued" if inserted else "digest.already_sent", alert_id=alert.id)
-    deliver_due(deps.store, deps.notifiers, deps.clock, observer=deps.observer)
+    deliver_due(
+        deps.store,
+        deps.notifiers,
+        deps.clock,
+        observer=deps.observer,
+        max_individual=deps.config.grouping.max_individual,
+    )
     return inserted

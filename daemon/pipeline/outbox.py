@@ -10,7 +10,7 @@ exponentially; an explicit ``Retry-After`` is kept apart and always honoured,
 the backoff only when ``honour_backoff`` (``check`` delivers what is pending
 at once). Permanent failures are recorded once and shown by ``status``.
 
-Notifiers that summarise (``summarizes = True``) get one summary instead of
+Notifiers that summarise (``wants_summary``) get one summary instead of
 more than ``max_individual`` alerts decided in one cycle; each member is
 marked delivered only once the summary went out. Ledger and ids are unchanged.
 """
@@ -28,12 +28,8 @@ import structlog
 
 from daemon.core.model import Alert
 from daemon.core.ports import DeliveryError, MetaStore, Notifier, OutboxItem, OutboxStore
+from daemon.core.summary import summarize
 from daemon.pipeline.observer import NullObserver, Observer
-
-try:
-    from daemon.core.payload import summarize  # type: ignore[attr-defined,import-not-found,unused-ignore]
-except ImportError:  # until daemon/core/payload.py lands: see _summary_fallback
-    from daemon.pipeline._summary_fallback import summarize
 
 log = structlog.get_logger("daemon.outbox")
 
@@ -43,7 +39,7 @@ LEASE_MARGIN = 15.0  # a send's retries and the time to record its outcome
 LEASE_SECONDS = DEFAULT_SEND_TIMEOUT + LEASE_MARGIN
 PER_NOTIFIER = 100  # rows claimed per notifier and claim
 MAX_PER_PASS = 5000  # rows per pass; the next pass (15 s later) takes the rest
-MAX_INDIVIDUAL = 5  # alerts of one cycle sent one by one to a summarising notifier
+MAX_INDIVIDUAL = 10  # config grouping.max_individual's default
 BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
 # Kinds that a summary may stand for; the others always go out on their own.
@@ -73,9 +69,10 @@ def backoff(
 
 
 def lease_for(notifier: Notifier | None) -> float:
-    """One send of ``notifier`` plus a margin: its ``send_timeout`` when it says."""
-    timeout = getattr(notifier, "send_timeout", None)
-    if not isinstance(timeout, int | float) or timeout <= 0:
+    """One send of ``notifier`` plus a margin (a notifier no longer configured:
+    the longest send any notifier may take)."""
+    timeout = DEFAULT_SEND_TIMEOUT if notifier is None else notifier.send_timeout
+    if timeout <= 0:
         timeout = DEFAULT_SEND_TIMEOUT
     return float(timeout) + LEASE_MARGIN
 
@@ -97,7 +94,7 @@ def plan_units(
     summarising notifier gets the summarisable alerts of one cycle (same
     ``created_at``) as one unit when there are more than ``max_individual``.
     A unit sits where its first member did."""
-    if not getattr(notifier, "summarizes", False):
+    if not notifier.wants_summary:
         return [[i] for i in items]
     cycles: dict[object, list[OutboxItem]] = {}
     for i in items:
@@ -255,7 +252,7 @@ class _Pass:
         )
         self.report.failed.extend((i.alert.id, name, str(e), e.permanent) for i in unit)
         self.obs.notification(name, alert.kind, ok=False, permanent=e.permanent)
-        reason = getattr(notifier, "disabled_reason", None)
+        reason = notifier.disabled_reason
         if e.permanent and reason:
             # e.g. a webhook's 410 Gone: remembered until its config changes
             self.store.set_meta(disabled_key(name), reason)
