@@ -32,15 +32,17 @@ def run_demo(*, poll: str = "2s", duration: float | None = None) -> int:
         env = {
             **os.environ,
             "RUNPOD_API_KEY": key,
-            "RUNPOD_API_BASE_URL": sim.base_url,
+            "RUNPOD_API_BASE_URL": sim.base_url_for("v2"),
+            "RUNPOD_GRAPHQL_URL": sim.graphql_url,
             "STATE_DIRECTORY": tmp,
             "DEMO_POLL_INTERVAL": poll,
         }
         config = load_config(cfg_path, env)
         svc = Service(cfg_path, env, config=config, console=sys.stdout)
         print(
-            f"runpod-budget demo: RunPod simulator at {sim.base_url}, polling every {poll}; "
-            "a runaway 8xH100 pod burns $1800/h. Alerts follow; Ctrl-C stops.",
+            f"runpod-budget demo: RunPod API v2 simulator at {sim.base_url_for('v2')}, "
+            f"polling every {poll}; a runaway 8xH100 pod burns $1800/h, a dev pod sits "
+            "idle and the prepaid balance is $40. Alerts follow; Ctrl-C stops.",
             flush=True,
         )
         svc.install_signals()

@@ -103,11 +103,11 @@ def test_recovery_is_told_only_when_the_outage_was() -> None:
 def test_other_sources_have_their_own_ids_and_text() -> None:
     d = Daemon()
     [a] = d.cycle(T0, down("401", permanent=True, source="pods"))
-    assert a.id == "acc:health:pods-unusable:2026-11-24T12:00:00Z"
-    assert a.payload["source"] == "pods" and "pods API" in a.payload["text"]
+    assert a.id == "acc:health:pods:unusable:2026-11-24T12:00:00Z"
+    assert a.payload["source"] == "pods" and "pod list" in a.payload["text"]
     assert d.meta == {"health:acc:pods:since": T0.isoformat()}
     [rec] = d.cycle(T0 + M)
-    assert rec.id == "acc:health:pods-recovered:2026-11-24T12:00:00Z"
+    assert rec.id == "acc:health:pods:recovered:2026-11-24T12:00:00Z"
 
 
 def test_outage_start_survives_a_restart() -> None:
