@@ -1,39 +1,32 @@
-"""Requests and bytes of a poll against the month-long simulator scenario,
-next to a naive full-month re-fetch.
+"""Requests, bytes and billing records of the daemon's polls, on both RunPod API
+versions, next to fetching the same windows as hour buckets.
 
-    .venv/bin/python -m bench.poll_traffic
+    .venv/bin/python -m bench.poll_traffic            # month (20 pods) and 2,000 pods
+    .venv/bin/python -m bench.poll_traffic --pods 0   # the month scenario only
 
-The simulator serves the built-in ``month`` scenario (20 pods, 31 days of
-hourly start/stop history, generated relative to the start instant) on a
-FakeClock. The daemon's own cycle (``run_cycle`` with the real RunPodClient
-and a temporary SQLite state) polls at:
+The simulator serves a month of history on a FakeClock: the built-in ``month``
+scenario (20 pods, 2 serverless endpoints, 31 days of start/stop history), and
+a generated account of ``--pods`` pods (same generator). The daemon's own cycle
+(``run_cycle`` with the real adapters and a temporary SQLite state) polls at
+08:47:12Z on 2026-11-24 (cold start), +5 min (steady), +15 min (an hour
+boundary), +10 h (after downtime) and +5 min again.
 
-    cold start       08:47:12Z  empty state
-    steady +5m       08:52:12Z  the usual poll
-    steady +10m      08:57:12Z
-    hour boundary    09:02:12Z  a new hour has begun since the last poll
-    after 10h down   19:02:12Z  the daemon was down for 10 h
-    steady after     19:07:12Z
-
-(on 2026-11-24). At each instant the naive alternative is measured too: per
-series the config needs (grouping + GPU filter), one ``GET /billing/pods``
-with ``bucketSize=hour``, ``startTime`` = month start (or the series' earliest
-needed hour if that is earlier) and ``endTime`` = now, plus the same
-``GET /pods`` the daemon makes for forecasts ("naive month"). A second,
-less naive alternative re-fetches each series only from the earliest hour its
-budgets' windows need, still without a cache ("refetch windows"). Bytes are response body bytes
-as the simulator counted them (``sim.requests``); records are billing records
-returned.
+"hourly buckets" is what the same windows cost without the mixed-resolution
+planner: per billing family the config reads, one request for hour buckets
+from the earliest window start to now (what the first version of the daemon
+did on v1), plus the pod listing. An answer over the client's 64 MB cap is
+refused, as the daemon would refuse it. Bytes are response bodies as the simulator counted them; records
+are billing records returned to the daemon.
 
 Results: printed, and written to bench/results/poll_traffic.json.
 """
 
 from __future__ import annotations
 
-import io
+import argparse
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,12 +36,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._common import table, write_results  # noqa: E402
-from daemon.adapters.runpod import RunPodClient  # noqa: E402
 from daemon.app.logging import configure_logging  # noqa: E402
 from daemon.app.runtime import build_runtime  # noqa: E402
-from daemon.core.model import BillingRecord, Pod  # noqa: E402
-from daemon.core.windows import floor_hour, window_at  # noqa: E402
-from daemon.pipeline.cycle import needed_series, run_cycle  # noqa: E402
+from daemon.core.model import SpendRecord  # noqa: E402
+from daemon.core.ports import ApiError  # noqa: E402
+from daemon.pipeline.cycle import run_cycle  # noqa: E402
+from daemon.pipeline.fetch import needed_windows  # noqa: E402
 from daemon.simulator import FakeClock, Simulator  # noqa: E402
 
 KEY = "bench-key-poll-traffic"
@@ -58,185 +51,152 @@ CONFIG = """\
 version: 1
 timezone: UTC
 poll_interval: 5m
-http: {enabled: false}
+api: {{version: {version}}}
+http: {{enabled: false}}
 notifiers:
-  out: {type: console}
+  out: {{type: console}}
 defaults:
   notify: [out]
   thresholds: [80, 100]
 budgets:
-  - name: account-monthly        # account-wide month with forecast
+  - name: account-monthly        # every resource, month, with forecast
     window: month
-    limit: 20000
+    limit: 2000000
     thresholds: [50, 80, 100]
     forecast: true
-  - name: h100-daily             # a GPU-type day budget
-    match: {gpu_type: ["NVIDIA H100 80GB HBM3"]}
-    window: day
-    limit: 150
+  - name: gpu-monthly            # per GPU type, month (pods family: per pod records)
+    per: gpu_type
+    window: month
+    limit: 150000
   - name: pod-daily              # per: pod day budget
     per: pod
     window: day
-    limit: 60
+    limit: 60000
   - name: account-24h            # a rolling 24h budget
     window: 24h
-    limit: 1200
+    limit: 1200000
 """
 
 STEPS: list[tuple[str, timedelta]] = [
     ("cold start", timedelta(0)),
     ("steady +5m", timedelta(minutes=5)),
-    ("steady +10m", timedelta(minutes=5)),
-    ("hour boundary", timedelta(minutes=5)),
+    ("hour boundary", timedelta(minutes=15)),
     ("after 10h down", timedelta(hours=10)),
     ("steady after", timedelta(minutes=5)),
 ]
 
 
-class CountingApi:
-    """Passes calls through to the real client and counts billing records."""
+class Counting:
+    """A RunPod adapter that counts the billing records it hands out."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.records = 0
 
-    def billing_pods(self, **kw: Any) -> list[BillingRecord]:
-        out: list[BillingRecord] = self.inner.billing_pods(**kw)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def billing(self, *a: Any, **kw: Any) -> list[SpendRecord]:
+        out: list[SpendRecord] = self.inner.billing(*a, **kw)
         self.records += len(out)
         return out
 
-    def list_pods(self) -> list[Pod]:
-        return list(self.inner.list_pods())
 
-    def stop_pod(self, pod_id: str) -> None:
-        self.inner.stop_pod(pod_id)
-
-
-def traffic(sim: Simulator, since: int) -> dict[str, int]:
+def _traffic(sim: Simulator, since: int) -> tuple[int, int, int]:
     reqs = sim.requests[since:]
-    billing = [r for r in reqs if r.path.endswith("/billing/pods")]
-    pods = [r for r in reqs if r.path.endswith("/pods") and not r.path.endswith("/billing/pods")]
-    return {
-        "requests": len(reqs),
-        "bytes": sum(r.bytes for r in reqs),
-        "billing_requests": len(billing),
-        "billing_bytes": sum(r.bytes for r in billing),
-        "pods_requests": len(pods),
-        "pods_bytes": sum(r.bytes for r in pods),
-        "errors": sum(1 for r in reqs if r.status != 200),
-    }
+    billing = sum(1 for r in reqs if "/billing" in r.path)
+    return len(reqs), billing, sum(r.bytes for r in reqs)
 
 
-def naive(
-    sim: Simulator,
-    client: RunPodClient,
-    series: dict[Any, datetime],
-    now: datetime,
-    month_start: datetime | None,
-) -> dict[str, Any]:
-    """No cache: every series re-fetched up to now, from ``month_start`` (or the
-    series' earliest needed hour if earlier), or with ``month_start=None`` from
-    the series' earliest needed hour (only the budget windows); then GET /pods."""
-    before = len(sim.requests)
-    n_records = 0
-    calls = []
-    for key, start in sorted(series.items(), key=lambda kv: str(kv[0])):
-        begin = floor_hour(start) if month_start is None else min(month_start, floor_hour(start))
-        n_records += len(client.billing_pods(
-            bucket_size="hour", start=begin, end=now, grouping=key.grouping,
-            gpu_type_id=key.gpu_filter or None,
-        ))
-        calls.append(f"{key.grouping}"
-                     + (f"[gpu={key.gpu_filter}]" if key.gpu_filter else "")
-                     + f" from {begin:%m-%dT%H:%MZ}")
-    client.list_pods()
-    out: dict[str, Any] = traffic(sim, before)
-    out["records"] = n_records
-    out["calls"] = calls
-    return out
-
-
-def main() -> int:
-    configure_logging(json=False, level="warning", stream=sys.stderr)
-    clock = FakeClock(T0)
+def run(version: str, scenario: Any, label: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-traffic-") as tmp, \
-            Simulator("month", api_key=KEY, clock=clock) as sim:
+    clock = FakeClock(T0)
+    with tempfile.TemporaryDirectory() as tmp, Simulator(
+        scenario, api_key=KEY, clock=clock, rate_limit=None
+    ) as sim:
         cfg = Path(tmp) / "budgets.yaml"
-        cfg.write_text(CONFIG, encoding="utf-8")
-        env = {"RUNPOD_API_KEY": KEY, "RUNPOD_API_BASE_URL": sim.base_url,
-               "STATE_DIRECTORY": tmp}
-        console = io.StringIO()
-        rt = build_runtime(cfg, env, console=console, clock=clock)
-        counting = {name: CountingApi(api) for name, api in rt.apis.items()}
-        rt.apis = dict(counting)  # type: ignore[arg-type]
-        naive_client = RunPodClient(KEY, sim.base_url)
+        cfg.write_text(CONFIG.format(version=version), encoding="utf-8")
+        env = {
+            "RUNPOD_API_KEY": KEY,
+            "RUNPOD_API_BASE_URL": sim.base_url_for(version),
+            "STATE_DIRECTORY": tmp,
+        }
+        rt = build_runtime(cfg, env, clock=clock)
+        counting = {k: Counting(v) for k, v in rt.apis.items()}
+        rt.apis = counting  # type: ignore[assignment]
         try:
-            for label, delta in STEPS:
+            for step, delta in STEPS:
                 clock.advance(delta)
-                now = clock()
-                # --- the daemon's own poll
-                before, recs_before = len(sim.requests), sum(c.records for c in counting.values())
-                t = time.perf_counter()
+                n0 = len(sim.requests)
+                before = sum(c.records for c in counting.values())
                 result = run_cycle(rt.deps())
-                cycle_s = time.perf_counter() - t
-                assert result.billing_ok, result.fetch_errors
-                d = traffic(sim, before)
-                d["records"] = sum(c.records for c in counting.values()) - recs_before
-                series = needed_series(rt.config, now)
-                month_start = floor_hour(window_at("month", now, rt.config.zone).start)
-                # --- the naive alternatives at the same instant
-                n = naive(sim, naive_client, series, now, month_start)
-                w = naive(sim, naive_client, series, now, None)
-                rows.append({
-                    "scenario": label,
-                    "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "daemon": {**d, "cycle_seconds": round(cycle_s, 3),
-                               "alerts": len(result.alerts),
-                               "budget_instances": len(result.evaluation.statuses)},
-                    "naive": n,
-                    "refetch_windows": w,
-                })
+                for acc, err in result.fetch_errors.items():
+                    print(f"{label} {version} {step}: {acc}: {err}", file=sys.stderr)
+                reqs, billing, size = _traffic(sim, n0)
+                records = sum(c.records for c in counting.values()) - before
+                rows.append(_row(label, version, step, "daemon", reqs, billing, size, records))
+                if step in ("cold start", "steady +5m"):
+                    rows.append(_hourly(rt, sim, label, version, step, clock))
         finally:
-            naive_client.close()
             rt.close()
-        pods, volumes = len(sim.scenario.pods), len(sim.scenario.volumes)
+    return rows
 
-    print(f"poll traffic, simulator scenario 'month' ({pods} pods, 31 days hourly history), "
-          "config: month+forecast, GPU-type day, per-pod day, rolling 24h")
-    trows = []
-    for r in rows:
-        d, n = r["daemon"], r["naive"]
-        trows.append([r["scenario"], r["now"][11:19], "daemon", d["requests"], d["bytes"],
-                      d["records"], d["billing_requests"], d["billing_bytes"]])
-        trows.append(["", "", "naive month", n["requests"], n["bytes"], n["records"],
-                      n["billing_requests"], n["billing_bytes"]])
-        w = r["refetch_windows"]
-        trows.append(["", "", "refetch windows", w["requests"], w["bytes"], w["records"],
-                      w["billing_requests"], w["billing_bytes"]])
-    print(table(["scenario", "now (UTC)", "who", "requests", "resp bytes", "records",
-                 "billing req", "billing bytes"], trows))
-    steady = next(r for r in rows if r["scenario"] == "steady +5m")
-    ratio = steady["naive"]["bytes"] / max(1, steady["daemon"]["bytes"])
-    bratio = steady["naive"]["billing_bytes"] / max(1, steady["daemon"]["billing_bytes"])
-    print(f"\nsteady state: the naive re-fetch sends {ratio:.1f}x the response bytes "
-          f"({bratio:.1f}x counting /billing/pods only)")
-    wratio = steady["refetch_windows"]["bytes"] / max(1, steady["daemon"]["bytes"])
-    print(f"re-fetching only the budget windows without a cache: {wratio:.1f}x")
-    print("'requests' and 'resp bytes' include the GET /pods all three make.")
-    print(f"naive month calls per poll: {', '.join(steady['naive']['calls'])}")
-    print(f"refetch windows calls per poll: {', '.join(steady['refetch_windows']['calls'])}")
-    path = write_results("poll_traffic", {
-        "scenario": {"name": "month", "pods": pods, "volumes": volumes, "t0": T0.isoformat()},
-        "config": CONFIG,
-        "polls": rows,
-        "steady_state_bytes_ratio_naive_over_daemon": round(ratio, 2),
-        "steady_state_billing_bytes_ratio_naive_over_daemon": round(bratio, 2),
-        "steady_state_bytes_ratio_refetch_windows_over_daemon": round(wratio, 2),
-    })
-    print(f"written {path.relative_to(ROOT)}")
+
+def _row(label: str, version: str, step: str, who: str, reqs: int, billing: int, size: int,
+         records: int) -> dict[str, Any]:
+    return {"scenario": label, "api": version, "poll": step, "who": who, "requests": reqs,
+            "billing_requests": billing, "bytes": size, "records": records}
+
+
+def _hourly(rt: Any, sim: Simulator, label: str, version: str, step: str,
+            clock: Callable[[], datetime]) -> dict[str, Any]:
+    """The same windows as hour buckets, one request per family (no planner)."""
+    now = clock()
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    n0 = len(sim.requests)
+    records = 0
+    refused = ""
+    rt.apis[rt.config.accounts[0].name].inner.list_pods()  # forecasts need it too
+    for series, windows in needed_windows(rt.config, now).items():
+        start = min(w.start for w in windows).replace(minute=0, second=0, microsecond=0)
+        try:
+            records += len(rt.apis[series.account].inner.billing(
+                series.family, bucket="hour", start=start, end=end))
+        except ApiError as e:  # e.g. an answer over the client's 64 MB cap
+            refused = f" ({e.reason}: {series.family})"
+    reqs, billing, size = _traffic(sim, n0)
+    return _row(label, version, step, "hourly buckets" + refused, reqs, billing, size, records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pods", type=int, default=2000, help="generated account size (0: skip)")
+    args = p.parse_args(argv)
+    configure_logging(json=True, level="error", stream=sys.stderr)
+    scenarios: list[tuple[str, Any]] = [("month (20 pods)", "month")]
+    if args.pods:
+        scenarios.append((f"{args.pods} pods", {
+            "generate": {"kind": "month", "pods": args.pods, "days": 31, "seed": 7}}))
+    rows: list[dict[str, Any]] = []
+    for label, scenario in scenarios:
+        for version in ("v1", "v2"):
+            rows += run(version, scenario, label)
+    cols = ["scenario", "api", "poll", "who", "requests", "billing_requests", "bytes", "records"]
+    print(table(cols, [[r[c] for c in cols] for r in rows]))
+    for label, _ in scenarios:
+        for version in ("v1", "v2"):
+            mine = {(r["poll"], r["who"]): r for r in rows
+                    if r["scenario"] == label and r["api"] == version}
+            cold = mine[("cold start", "daemon")]
+            naive = next(r for (poll, who), r in mine.items()
+                         if poll == "cold start" and who.startswith("hourly"))
+            print(f"{label} {version}: cold start {cold['bytes']:,} B = "
+                  f"{100 * cold['bytes'] / max(naive['bytes'], 1):.1f}% of hourly buckets "
+                  f"({naive['bytes']:,} B); steady +5m {mine[('steady +5m', 'daemon')]['requests']}"
+                  " requests")
+    write_results("poll_traffic", {"rows": rows})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -35,8 +35,8 @@ from daemon.core.model import BucketLen, FetchRequest, SeriesKey, Window
 from daemon.core.windows import HOUR, floor_hour
 
 SETTLE = timedelta(hours=2)
-MAX_HOURS = 24  # hour buckets per request
-MAX_DAYS = 16  # day buckets per request
+MAX_HOURS = 48  # hour buckets per request
+MAX_DAYS = 31  # day buckets per request
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -11,6 +11,7 @@ returns ``[]``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
@@ -42,6 +43,7 @@ class _Rec:
     time: Time
     podId: str | None = None
     endpointId: str | None = None
+    gpuTypeId: str | None = None
 
 
 _RECORDS = TypeAdapter(list[_Rec])
@@ -51,6 +53,12 @@ _BILLING: Final[dict[str, tuple[str, str | None, str | None]]] = {
     "pods": ("/billing/pods", "podId", "podId"),
     "serverless": ("/billing/endpoints", "endpointId", "endpointId"),
     "storage": ("/billing/networkvolumes", None, None),  # v1 bills all volumes as one
+}
+# the account's parts only need a total per bucket: pods grouped by GPU type
+# answer in ~20 records a bucket instead of one per pod (2,000 pods: 100x less)
+_ACCOUNT_PARTS: Final[dict[str, tuple[str, str | None, str | None]]] = {
+    **_BILLING,
+    "pods": ("/billing/pods", "gpuTypeId", "gpuTypeId"),
 }
 
 # the v1 spec types costPerHr as "currency" with a string example ("0.74"):
@@ -110,9 +118,14 @@ class RunPodV1(Adapter):
         return self._family(family, bucket, start, end)
 
     def _family(
-        self, family: Family, bucket: BucketLen, start: datetime, end: datetime
+        self,
+        family: Family,
+        bucket: BucketLen,
+        start: datetime,
+        end: datetime,
+        calls: Mapping[str, tuple[str, str | None, str | None]] = _BILLING,
     ) -> list[SpendRecord]:
-        path, grouping, id_attr = _BILLING[family]
+        path, grouping, id_attr = calls[family]
         params = [("bucketSize", bucket), ("startTime", utc_param(start)),
                   ("endTime", utc_param(end))]
         if grouping:
@@ -121,7 +134,9 @@ class RunPodV1(Adapter):
 
         def build(i: int, r: _Rec) -> SpendRecord:
             resource = getattr(r, id_attr) if id_attr else ""
-            if resource is None or (id_attr and not resource):
+            if calls is _ACCOUNT_PARTS and resource is None:
+                resource = ""  # CPU pods have no GPU type; only the total matters here
+            if resource is None or (id_attr and resource == "" and calls is _BILLING):
                 # grouped by id, every record must name one: a nameless pod would be stored
                 raise BadAnswer("bad_record", f"bad record {i}: field '{id_attr}': missing")
             return checker.record(i, resource, r.time, None, checker.amount(i, "amount",
@@ -137,7 +152,7 @@ class RunPodV1(Adapter):
     def _account(self, bucket: BucketLen, start: datetime, end: datetime) -> list[SpendRecord]:
         parts: dict[datetime, dict[str, float]] = defaultdict(dict)
         for fam in ("pods", "serverless", "storage"):
-            for rec in self._family(fam, bucket, start, end):
+            for rec in self._family(fam, bucket, start, end, _ACCOUNT_PARTS):
                 bucket_parts = parts[rec.start]
                 bucket_parts[fam] = bucket_parts.get(fam, 0.0) + rec.amount
         out = []
