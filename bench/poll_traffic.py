@@ -6,17 +6,17 @@ versions, next to fetching the same windows as hour buckets.
 
 The simulator serves a month of history on a FakeClock: the built-in ``month``
 scenario (20 pods, 2 serverless endpoints, 31 days of start/stop history), and
-a generated account of ``--pods`` pods (same generator). The daemon's own cycle
-(``run_cycle`` with the real adapters and a temporary SQLite state) polls at
-08:47:12Z on 2026-11-24 (cold start), +5 min (steady), +15 min (an hour
-boundary), +10 h (after downtime) and +5 min again.
+a generated account of ``--pods`` pods (same generator). The daemon's own
+cycle (``run_cycle`` with the real adapters and a temporary SQLite state)
+polls at 08:47:12Z on 2026-11-24 (cold start), +5 min (steady), +15 min (an
+hour boundary), +10 h (after downtime) and +5 min again.
 
 "hourly buckets" is what the same windows cost without the mixed-resolution
 planner: per billing family the config reads, one request for hour buckets
 from the earliest window start to now (what the first version of the daemon
 did on v1), plus the pod listing. An answer over the client's 64 MB cap is
-refused, as the daemon would refuse it. Bytes are response bodies as the simulator counted them; records
-are billing records returned to the daemon.
+refused, as the daemon would refuse it. Bytes are response bodies as the
+simulator counted them; records are billing records returned to the daemon.
 
 Results: printed, and written to bench/results/poll_traffic.json.
 """

@@ -63,17 +63,16 @@ def req(
 
 def test_cold_start_of_a_month_is_settled_days_then_todays_hours() -> None:
     reqs = plan_series(ACC, month(), [], NOW)
-    # 23 settled days in chunks of MAX_DAYS, then today's 15 hours
+    # 23 settled days (one chunk of at most MAX_DAYS), then today's 15 hours
     assert reqs == [
-        req(MONTH, MONTH + 16 * D, "day"),
-        req(MONTH + 16 * D, TODAY, "day"),
+        req(MONTH, TODAY, "day"),
         req(TODAY, CUR + H),
     ]
 
 
 def test_first_poll_plans_every_series_in_order() -> None:
     reqs = plan_fetch({PODS: month(), ACC: month()}, {}, NOW)
-    assert [r.series for r in reqs] == [ACC] * 3 + [PODS] * 3
+    assert [r.series for r in reqs] == [ACC] * 2 + [PODS] * 2
 
 
 def test_steady_state_refetches_settle_hours_and_current_hour_only() -> None:
@@ -103,8 +102,7 @@ def test_restart_after_ten_hours_down_refetches_what_was_provisional() -> None:
 def test_new_longer_window_backfills_settled_days_as_days() -> None:
     held = [hours_held(TODAY, CUR + H)]  # so far only a day budget used the series
     assert plan_series(ACC, month(), held, NOW) == [
-        req(MONTH, MONTH + 16 * D, "day"),
-        req(MONTH + 16 * D, TODAY, "day"),
+        req(MONTH, TODAY, "day"),
         req(CUR - 2 * H, CUR + H),
     ]
 
@@ -130,16 +128,18 @@ def test_berlin_month_fetches_its_first_local_hour_as_an_hour() -> None:
     berlin = ZoneInfo("Europe/Berlin")
     reqs = plan_series(ACC, month(zone=berlin), [], NOW)
     assert reqs[0] == req(MONTH - H, MONTH)  # 31 Oct 23:00Z = 1 Nov 00:00 Berlin
-    assert [r.bucket for r in reqs] == ["hour", "day", "day", "hour"]
+    assert [r.bucket for r in reqs] == ["hour", "day", "hour"]
 
 
 def test_rolling_window_is_held_in_hours_and_a_day_held_whole_is_refetched_in_hours() -> None:
     # a config change: a 7d rolling window now needs hours of days stored as days
     held = [days_held(MONTH, TODAY), hours_held(TODAY, CUR + H)]
     reqs = plan_series(ACC, [window_at("7d", NOW, UTCZ)], held, NOW)
-    assert reqs == [
-        req(TODAY - 7 * D + i * 24 * H, TODAY - 6 * D + i * 24 * H) for i in range(7)
-    ] + [req(CUR - 2 * H, CUR + H)]
+    # the seven days come again whole, in hours, in chunks of at most MAX_HOURS
+    starts = [TODAY - 7 * D + i * MAX_HOURS * H for i in range(4)]
+    assert reqs == [req(a, min(a + MAX_HOURS * H, TODAY)) for a in starts] + [
+        req(CUR - 2 * H, CUR + H)
+    ]
 
 
 def test_chunks_respect_the_caps() -> None:
