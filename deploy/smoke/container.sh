@@ -131,7 +131,7 @@ docker run --rm --network host --read-only --user 10001:10001 \
   -v "$WORK/rootstate:/var/lib/runpod-budget" \
   "$IMAGE" >"$WORK/rootstate.log" 2>&1
 ROOTSTATE_RC=$?
-log "root-owned state dir: exit $ROOTSTATE_RC: $(grep -o '"error": "[^"]*"' "$WORK/rootstate.log" | head -n 1)"
+log "root-owned state dir: exit $ROOTSTATE_RC: $(tail -n 1 "$WORK/rootstate.log")"
 check "root-owned state dir -> exit 3" test "$ROOTSTATE_RC" = 3
 
 TOTAL="$(elapsed "$T0")s"
