@@ -18,6 +18,7 @@ SIM_MODULE="${SIM_MODULE:-daemon.simulator}"
 SIM_SCENARIO="${SIM_SCENARIO:-demo}"
 SIM_API_YAML="${SIM_API_YAML:-}"          # e.g. "version: v1"
 
+# shellcheck source=deploy/smoke/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 IMAGE="runpod-budget:$SMOKE_TAG"

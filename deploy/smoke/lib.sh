@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # TIMING, T0, OK...: read by the scripts that source this file
 # Shared by deploy/smoke/container.sh and deploy/smoke/systemd.sh (sourced,
 # not run). Starts dockerd when it is not running (and stops it again at the
 # end), builds the Debian bookworm stand-in for python:3.11-slim, runs the
@@ -29,6 +31,7 @@ WORK="$(mktemp -d /tmp/runpod-budget-smoke.XXXXXX)"
 chmod 0755 "$WORK"
 
 declare -a CLEANUP=()      # commands run in reverse order on exit
+
 declare -A TIMING=()
 STARTED_DOCKERD=""
 T0=$(date +%s.%N)
