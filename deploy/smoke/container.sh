@@ -16,7 +16,7 @@
 # ---- the simulator the daemon talks to (switch to API v2 here) ----
 SIM_MODULE="${SIM_MODULE:-daemon.simulator}"
 SIM_SCENARIO="${SIM_SCENARIO:-demo}"
-SIM_API_YAML="${SIM_API_YAML:-}"          # e.g. "version: v1"
+SIM_API_VERSION="${SIM_API_VERSION:-}"    # e.g. v1; empty: the daemon's default
 
 # shellcheck source=deploy/smoke/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -73,7 +73,7 @@ run_container() {
     --read-only --tmpfs /tmp:size=16m,mode=1777 --user 10001:10001 \
     --cap-drop ALL --security-opt no-new-privileges:true --init \
     --memory 256m --pids-limit 64 \
-    -e "RUNPOD_API_BASE_URL=$SIM_URL" \
+    -e "RUNPOD_API_BASE_URL=$SIM_URL" -e "RUNPOD_GRAPHQL_URL=$SIM_GRAPHQL_URL" \
     -e RUNPOD_API_KEY_FILE=/run/secrets/runpod_api_key \
     -e WEBHOOK_SECRET_FILE=/run/secrets/webhook_secret \
     -v "$WORK/secrets:/run/secrets:ro" \
@@ -124,7 +124,7 @@ check "clean stop after restart" test "$(docker inspect -f '{{.State.ExitCode}}'
 mkdir -p "$WORK/rootstate"
 chmod 0755 "$WORK/rootstate"
 docker run --rm --network host --read-only --user 10001:10001 \
-  -e "RUNPOD_API_BASE_URL=$SIM_URL" \
+  -e "RUNPOD_API_BASE_URL=$SIM_URL" -e "RUNPOD_GRAPHQL_URL=$SIM_GRAPHQL_URL" \
   -e RUNPOD_API_KEY_FILE=/run/secrets/runpod_api_key \
   -e WEBHOOK_SECRET_FILE=/run/secrets/webhook_secret \
   -v "$WORK/secrets:/run/secrets:ro" \

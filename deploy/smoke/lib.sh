@@ -9,8 +9,9 @@
 # Knobs (environment):
 #   SIM_MODULE        simulator to run (default "daemon.simulator", API v1)
 #   SIM_SCENARIO      its scenario (default "demo")
-#   SIM_API_YAML      extra YAML under the daemon's `api:` key, e.g.
-#                     "version: v1" once the daemon grows API v2 (default none)
+#   SIM_API_VERSION   written as the config's `api: {version: ...}`, and picks
+#                     the simulator's base URL of that version (default: none,
+#                     the daemon's default and the URL the simulator prints first)
 #   PYTHON_IMAGE      base image for the build; default: the stand-in below
 #   SMOKE_KEEP_BASE=1 keep the stand-in base image for the next run
 #   SMOKE_KEEP=1      keep everything (containers, images, dockerd) for debugging
@@ -23,7 +24,7 @@ cd "$ROOT"
 
 SIM_MODULE="${SIM_MODULE:-daemon.simulator}"
 SIM_SCENARIO="${SIM_SCENARIO:-demo}"
-SIM_API_YAML="${SIM_API_YAML:-}"
+SIM_API_VERSION="${SIM_API_VERSION:-}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 STANDIN_IMAGE="runpod-budget-smoke-base:bookworm"
 SMOKE_TAG="${SMOKE_TAG:-smoke-$$}"
@@ -147,7 +148,8 @@ pip_build_args() {
 # ------------------------------------------------------------------ simulator + receiver
 
 # Starts the RunPod simulator and the webhook receiver on 127.0.0.1 and sets
-# SIM_URL, SIM_KEY, HOOK_URL, HOOK_SECRET and HOOK_LOG.
+# SIM_URL, SIM_GRAPHQL_URL (empty if the simulator has none), SIM_KEY,
+# HOOK_URL, HOOK_SECRET and HOOK_LOG.
 start_fakes() {
   SIM_KEY="sim-smoke-$$"
   "$PYTHON" -m "$SIM_MODULE" --port 0 --scenario "$SIM_SCENARIO" --api-key "$SIM_KEY" \
@@ -161,7 +163,12 @@ start_fakes() {
   done
   SIM_URL="$(sed -n 's/^RUNPOD_API_BASE_URL=//p' "$WORK/sim.out")"
   [[ -n "$SIM_URL" ]] || { cat "$WORK/sim.err" >&2; die "simulator did not start"; }
-  SIM_URL="${SIM_URL/localhost/127.0.0.1}"
+  # A simulator serving several API versions prints the others' URLs as
+  # "# api.version: V -> RUNPOD_API_BASE_URL=URL".
+  local other
+  other="$(sed -n "s/^# api.version: ${SIM_API_VERSION:-none} -> RUNPOD_API_BASE_URL=//p" "$WORK/sim.out")"
+  [[ -z "$other" ]] || SIM_URL="$other"
+  SIM_GRAPHQL_URL="$(sed -n 's/^RUNPOD_GRAPHQL_URL=//p' "$WORK/sim.out")"
 
   HOOK_SECRET="whsec_$(printf 'smoke-secret-%s' "$$" | base64 | tr -d '\n=')"
   HOOK_LOG="$WORK/hook.jsonl"
@@ -186,9 +193,9 @@ write_config() {  # write_config FILE LISTEN
     echo "version: 1"
     echo "timezone: UTC"
     echo "poll_interval: ${SMOKE_POLL:-20s}"
-    if [[ -n "$SIM_API_YAML" ]]; then
+    if [[ -n "$SIM_API_VERSION" ]]; then
       echo "api:"
-      echo "  $SIM_API_YAML"
+      echo "  version: $SIM_API_VERSION"
     fi
     echo "notifiers:"
     echo "  hook:"

@@ -16,7 +16,7 @@
 # ---- the simulator the daemon talks to (switch to API v2 here) ----
 SIM_MODULE="${SIM_MODULE:-daemon.simulator}"
 SIM_SCENARIO="${SIM_SCENARIO:-demo}"
-SIM_API_YAML="${SIM_API_YAML:-}"          # e.g. "version: v1"
+SIM_API_VERSION="${SIM_API_VERSION:-}"    # e.g. v1; empty: the daemon's default
 
 # shellcheck source=deploy/smoke/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -94,7 +94,8 @@ in_box sh -c "umask 077; printf %s '$SIM_KEY' > /etc/runpod-budget/credentials/R
   printf %s '$HOOK_SECRET' > /etc/runpod-budget/credentials/WEBHOOK_SECRET"
 # The simulator's URL, and a watchdog short enough to see it fire.
 in_box mkdir -p /etc/systemd/system/runpod-budget.service.d
-printf '[Service]\nEnvironment=RUNPOD_API_BASE_URL=%s\nWatchdogSec=20s\n' "$SIM_URL" \
+printf '[Service]\nEnvironment=RUNPOD_API_BASE_URL=%s RUNPOD_GRAPHQL_URL=%s\nWatchdogSec=20s\n' \
+  "$SIM_URL" "$SIM_GRAPHQL_URL" \
   | docker exec -i "$NAME" tee /etc/systemd/system/runpod-budget.service.d/smoke.conf >/dev/null
 
 # From here on a failure is a failed check, not the end of the run.
