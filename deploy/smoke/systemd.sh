@@ -126,8 +126,8 @@ check "signed alert (credentials)" test "$(hook_count)" -ge 1
 metrics() { "$PYTHON" -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "http://127.0.0.1:$PORT/metrics"; }
 metrics >"$WORK/metrics.txt" 2>&1
 check "metrics" grep -q '^runpod_budget_polls_total{result="ok"}' "$WORK/metrics.txt"
-# ProcSubset=pid: deploy/README.md says process_max_fds is missing under the unit
-check "no process_max_fds (as documented)" sh -c "! grep -q '^process_max_fds' $WORK/metrics.txt"
+# ProcSubset=pid hides /proc/stat: the standard process metrics must still be there
+check "process metrics" sh -c "grep -q '^process_max_fds' $WORK/metrics.txt && grep -q '^process_resident_memory_bytes' $WORK/metrics.txt"
 
 # -- reload
 sctl reload runpod-budget
