@@ -95,7 +95,7 @@ def fake_root(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "root"
     (root / "usr/lib/systemd").mkdir(parents=True)
     shutil.copytree(host_units, root / "usr/lib/systemd/system", symlinks=True)
-    for exe in ("usr/local/bin/runpod-budget", "bin/kill"):
+    for exe in ("opt/runpod-budget/bin/runpod-budget", "bin/kill"):
         p = root / exe
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("#!/bin/sh\nexit 0\n")
@@ -149,7 +149,7 @@ def test_unit_security_exposure_is_low() -> None:
 def test_unit_settings() -> None:
     assert unit_value("Type") == "notify"
     assert unit_value("NotifyAccess") == "main"
-    assert unit_value("ExecStart").split()[:2] == ["/usr/local/bin/runpod-budget", "run"]
+    assert unit_value("ExecStart").split()[:2] == ["/opt/runpod-budget/bin/runpod-budget", "run"]
     assert "-c /etc/runpod-budget/budgets.yaml" in unit_value("ExecStart")
     assert unit_value("ExecReload") == "/bin/kill -HUP $MAINPID"
     assert unit_value("DynamicUser") == "yes"
@@ -333,13 +333,17 @@ def test_deployment_security_and_probes() -> None:
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     assert mounts["/var/lib/runpod-budget"] == "state"
     assert mounts["/tmp"] == "tmp"
-    # every secretKeyRef names a key of the Secret
+    # secrets reach the daemon as files (<VAR>_FILE), one per key of the Secret
     secret = objs["Secret"]
-    for e in c["env"]:
-        ref = e.get("valueFrom", {}).get("secretKeyRef")
-        if ref:
-            assert ref["name"] == secret["metadata"]["name"]
-            assert ref["key"] in secret["stringData"]
+    assert not [e for e in c["env"] if "valueFrom" in e], "secrets as files, not variables"
+    (vol,) = [v for v in pod["volumes"] if "secret" in v]
+    assert vol["secret"]["secretName"] == secret["metadata"]["name"]
+    secret_dir = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == vol["name"])
+    files = {e["name"]: e["value"] for e in c["env"] if e["name"].endswith("_FILE")}
+    assert {f"{secret_dir}/{key}" for key in secret["stringData"]} == set(files.values())
+    for var, path in files.items():
+        assert Path(path).name == var.removesuffix("_FILE"), var
+    assert c["resources"]["limits"]["cpu"]
     # the service selects the pods and targets the named port
     svc = objs["Service"]
     assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
