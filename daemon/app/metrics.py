@@ -52,6 +52,7 @@ PREFIX = "runpod_budget_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 ENFORCEMENT_ACTIONS = ("stopped", "would_stop", "refused", "failed")
+MAX_INSTANCE_SERIES = 1000  # budget instances exported as series (closest to the limit)
 _INSTANCE_LABELS = ("account", "budget", "group", "window")
 _API_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -287,8 +288,16 @@ class Metrics:
                 self._forecasts.discard(labels)
 
     def replace_instances(self, statuses: Iterable[InstanceStatus]) -> None:
-        """Export exactly these instances: set each, remove every other label set."""
+        """Export exactly these instances: set each, remove every other label set.
+
+        At most ``MAX_INSTANCE_SERIES`` instances are exported, the closest to
+        their limit first: a ``per: pod`` budget on a 2,000-pod account would
+        otherwise make tens of thousands of series (and Prometheus pay for
+        them). ``budget_instances`` still counts all of them."""
         statuses = list(statuses)
+        total = len(statuses)
+        if total > MAX_INSTANCE_SERIES:
+            statuses = sorted(statuses, key=lambda s: -s.percent)[:MAX_INSTANCE_SERIES]
         for s in statuses:
             self.set_instance(s)
         keep = {instance_labels(s) for s in statuses}
@@ -305,7 +314,7 @@ class Metrics:
                     self.budget_forecast.remove(*labels)
                     self._forecasts.discard(labels)
             self._instances &= keep
-            self.budget_instances.set(len(self._instances))
+            self.budget_instances.set(total)
 
     # ------------------------------------------------------------------ RunPod API
 

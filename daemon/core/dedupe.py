@@ -31,11 +31,11 @@ from daemon.core.windows import floor_hour, window_at
 LEDGER_SLACK = timedelta(hours=1)
 
 
-def entry_for(finding: Finding, now: datetime) -> LedgerEntry:
+def entry_for(finding: Finding, now: datetime, alert_id: str | None = None) -> LedgerEntry:
     """The ledger entry recording that ``finding`` was decided at ``now``."""
     s = finding.status
     return LedgerEntry(
-        id=finding.alert_id,
+        id=alert_id if alert_id is not None else finding.alert_id,
         kind=finding.kind,
         account=s.account,
         budget=s.budget,
@@ -53,41 +53,58 @@ def _threshold_of(entry: LedgerEntry) -> float | None:
         return None
 
 
-def _covers(entry: LedgerEntry, finding: Finding, now: datetime) -> bool:
-    """Whether ``entry`` makes ``finding`` a repeat."""
-    s = finding.status
-    if entry.id == finding.alert_id:
-        return True
-    if (
-        entry.kind != finding.kind
-        or entry.account != s.account
-        or entry.budget != s.budget
-        or entry.group_key != s.group.key
-    ):
-        return False
-    if s.window.rolling:
+_Key = tuple[str, str, str, str]  # (kind, account, budget, group key)
+
+
+class _Seen:
+    """The ledger indexed for :func:`decide`: by id, and per instance (kind,
+    account, budget, group) with each entry's window start, creation time and
+    threshold, so a finding is checked against its own instance's few
+    entries, not against the whole ledger (O(findings + ledger))."""
+
+    def __init__(self, ledger: Sequence[LedgerEntry]) -> None:
+        self.ids: set[str] = set()
+        self.by: dict[_Key, list[tuple[datetime, datetime, float | None]]] = {}
+        for e in ledger:
+            self.add(e)
+
+    def add(self, e: LedgerEntry) -> None:
+        self.ids.add(e.id)
+        key = (e.kind, e.account, e.budget, e.group_key)
+        self.by.setdefault(key, []).append((e.window_start, e.created_at, _threshold_of(e)))
+
+    def covers(self, f: Finding, alert_id: str, now: datetime) -> bool:
+        """Whether the ledger makes ``f`` a repeat (module doc)."""
+        if alert_id in self.ids:
+            return True
+        s = f.status
+        rows = self.by.get((f.kind, s.account, s.budget, s.group.key), ())
         length = s.window.end - s.window.start
-        if entry.created_at <= now - length:
-            return False
-    elif entry.window_start != s.window.start:
+        for window_start, created_at, prev in rows:
+            if s.window.rolling:
+                if created_at <= now - length:
+                    continue
+            elif window_start != s.window.start:
+                continue
+            if f.kind == "forecast":
+                return True
+            if prev is not None and f.threshold is not None and prev >= f.threshold:
+                return True
         return False
-    if finding.kind == "forecast":
-        return True
-    prev = _threshold_of(entry)
-    return prev is not None and finding.threshold is not None and prev >= finding.threshold
 
 
 def decide(
     findings: Sequence[Finding], ledger: Sequence[LedgerEntry], now: datetime
 ) -> list[Finding]:
     """The findings that are new, in their original order."""
-    seen: list[LedgerEntry] = list(ledger)
+    seen = _Seen(ledger)
     out: list[Finding] = []
     for f in findings:
-        if any(_covers(e, f, now) for e in seen):
+        alert_id = f.alert_id
+        if seen.covers(f, alert_id, now):
             continue
         out.append(f)
-        seen.append(entry_for(f, now))
+        seen.add(entry_for(f, now, alert_id))
     return out
 
 

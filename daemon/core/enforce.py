@@ -251,7 +251,10 @@ def plan_enforcement(
     refusals: list[Refusal] = []
     wanted: list[StopAction] = []
 
-    ordered = sorted(statuses, key=lambda s: (s.account, s.budget, s.instance_key))
+    ordered = sorted(
+        (s for s in statuses if s.budget in budgets),
+        key=lambda s: (s.account, s.budget, s.instance_key),
+    )
     for status in ordered:
         budget = budgets.get(status.budget)
         if budget is None or budget.enforce is None or not triggered(budget, status):

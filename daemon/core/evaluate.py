@@ -25,7 +25,13 @@ from typing import NamedTuple
 
 from daemon.config.models import Budget, Config
 from daemon.core.model import Contributor, Finding, InstanceStatus, Pod, SeriesKey, Window
-from daemon.core.scopes import Instance, instances_for, series_for, subtracts_pods
+from daemon.core.scopes import (
+    Instance,
+    PodFacts,
+    instances_for,
+    series_for,
+    subtracts_pods,
+)
 from daemon.core.spend import SeriesView, SpendData, total
 from daemon.core.windows import HOUR, floor_hour, time_left, window_at
 
@@ -71,9 +77,13 @@ def evaluate(
     """
     statuses: list[InstanceStatus] = []
     findings: list[Finding] = []
+    caches: dict[str, dict[str, PodFacts]] = {}
     for budget in config.budgets:
         for account in config.budget_accounts(budget):
-            ev = evaluate_budget(config, budget, account, data, pods.get(account), now=now)
+            ev = evaluate_budget(
+                config, budget, account, data, pods.get(account), now=now,
+                facts_cache=caches.setdefault(account, {}),
+            )  # fmt: skip
             statuses += ev.statuses
             findings += ev.findings
     return Evaluation(statuses, findings)
@@ -87,6 +97,7 @@ def evaluate_budget(
     pods: Sequence[Pod] | None,
     *,
     now: datetime,
+    facts_cache: dict[str, PodFacts] | None = None,
 ) -> Evaluation:
     """Evaluate one budget for one account: its statuses and findings."""
     window = window_at(budget.window, now, config.zone)
@@ -102,6 +113,7 @@ def evaluate_budget(
         registry=data.registry.get(account, {}),
         names=data.names.get((account, key.family), {}),
         pod_spend=list(pod_view.window(window.start, window.end)) if pod_view else (),
+        facts_cache=facts_cache,
     )
     statuses = [
         instance_status(

@@ -7,8 +7,9 @@ Everything here is immutable and free of IO. Times are timezone-aware UTC
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Literal
 
 BucketSize = Literal["hour", "day", "week", "month", "year"]
@@ -331,10 +332,10 @@ def instance_key(account: str, budget: str, group_key: str, window_start: dateti
     return f"{account}:{budget}:{group_key}:{iso_z(window_start)}"
 
 
+@lru_cache(maxsize=8192)
 def iso_z(t: datetime) -> str:
-    """``2026-11-24T00:00:00Z`` for an aware datetime (seconds precision)."""
-    from datetime import UTC
-
+    """``2026-11-24T00:00:00Z`` for an aware datetime (seconds precision).
+    Cached: every instance of a budget names the same window start."""
     return t.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 

@@ -157,8 +157,12 @@ def instances_for(
     registry: Mapping[str, PodInfo],
     names: Mapping[str, str],
     pod_spend: Sequence[str] = (),
+    facts_cache: dict[str, PodFacts] | None = None,
 ) -> Scope:
     """Cut a budget's series into its instances.
+
+    ``facts_cache`` (one dict per account and cycle) lets the budgets of an
+    account look each pod's name and GPU type up once, not once per budget.
 
     ``spend_resources`` are the resources with stored spend in the budget's
     series (within the longest window that matters); ``pods`` is the account's
@@ -174,7 +178,9 @@ def instances_for(
             inst = _without_excepted(budget, inst, pod_spend, pods, registry)
         return Scope([inst])
     if family == "pods":
-        return Scope(_pod_instances(budget, key, spend_resources, pods, registry))
+        return Scope(
+            _pod_instances(budget, key, spend_resources, pods, registry, cache=facts_cache)
+        )
     return Scope(_named_instances(budget, key, family, spend_resources, names))
 
 
@@ -222,13 +228,18 @@ def _pod_instances(
     spend_resources: Sequence[str],
     pods: Sequence[Pod] | None,
     registry: Mapping[str, PodInfo],
+    *,
+    cache: dict[str, PodFacts] | None = None,
 ) -> list[Instance]:
     live = {p.id: p for p in pods or ()}
     ok = pod_matcher(budget.match, budget.except_pods)
     facts: dict[str, PodFacts] = {}
+    known = {} if cache is None else cache  # one account's facts, shared by its budgets
     running_ids = [p.id for p in pods or () if p.running]
     for pid in dict.fromkeys([*spend_resources, *running_ids]):
-        f = pod_facts(pid, live, registry)
+        f = known.get(pid)
+        if f is None:
+            f = known[pid] = pod_facts(pid, live, registry)
         if ok(pid, f):
             facts[pid] = f
     running = {pid: live[pid] for pid in facts if pid in live and live[pid].running}
