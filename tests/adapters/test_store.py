@@ -381,3 +381,44 @@ def test_an_unknown_url_scheme_is_refused() -> None:
     assert "hunter2-secret" not in str(info.value)
 
 
+
+
+def test_state_directory_not_writable_says_which_uid_must_own_it() -> None:
+    """Deployment: a bind-mounted state directory owned by root makes the
+    daemon exit 3; the message names the uid that must own it and how."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    # under /tmp itself: pytest's own tmp_path is private to its user
+    base = Path(tempfile.mkdtemp(prefix="rpb-state-"))
+    base.chmod(0o755)
+    state = base / "state"
+    state.mkdir()
+    state.chmod(0o755)
+    code = (
+        "import sys\n"
+        "from daemon.adapters.store import open_store\n"
+        "from daemon.core.ports import StoreError\n"
+        f"try:\n    open_store('sqlite:///{state}/state.db')\n"
+        "except StoreError as e:\n    print(e); sys.exit(3)\n"
+    )
+    cmd = [sys.executable, "-c", code]
+    if os.geteuid() == 0:  # root may write anywhere: run as nobody
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    else:
+        state.chmod(0o555)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=60, cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert out.returncode == 3, out.stderr
+    uid = 65534 if os.geteuid() == 0 else os.geteuid()
+    assert f"not writable by this process (uid {uid}); make uid {uid} own it" in out.stdout
+    assert f"install -d -o {uid}" in out.stdout
+    shutil.rmtree(base)

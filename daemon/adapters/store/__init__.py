@@ -15,7 +15,9 @@ neither race nor send a row twice.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -99,7 +101,7 @@ def _open_error(e: BaseException, store: SqlStore, url: URL) -> StoreError:
     msg = store._redact(first_line(e))
     if url.get_backend_name() == "sqlite":
         return StoreError(
-            f"cannot open the state file {url.database}: {msg}",
+            f"cannot open the state file {url.database}: {_ownership(url.database) or msg}",
             permanent=not is_busy_sqlite(e),
         )
     if isinstance(e, (OperationalError, InterfaceError)):
@@ -108,6 +110,26 @@ def _open_error(e: BaseException, store: SqlStore, url: URL) -> StoreError:
         )
     return StoreError(
         f"cannot create or migrate the state schema in {store.url}: {msg}", permanent=True
+    )
+
+
+def _ownership(database: str | None) -> str | None:
+    """Say which uid must own the state directory when this process cannot
+    write it (a bind mount owned by root, a unit without StateDirectory=)."""
+    if not database or database == ":memory:":
+        return None
+    db = Path(database)
+    d = db.parent
+    uid, gid = os.geteuid(), os.getegid()
+    blocked = (d.exists() and not os.access(d, os.W_OK | os.X_OK)) or (
+        db.exists() and not os.access(db, os.R_OK | os.W_OK)
+    )
+    if not blocked:
+        return None
+    owner = d.stat().st_uid if d.exists() else "?"
+    return (
+        f"directory {d} is owned by uid {owner} and not writable by this process "
+        f"(uid {uid}); make uid {uid} own it, e.g. install -d -o {uid} -g {gid} -m 0700 {d}"
     )
 
 
