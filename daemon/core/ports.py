@@ -18,7 +18,6 @@ from daemon.core.model import (
     Balance,
     BucketLen,
     Family,
-    IdleState,
     Pod,
     PodInfo,
     Resource,
@@ -287,18 +286,6 @@ class RegistryStore(Protocol):
     def resource_names(self, account: str, family: str) -> dict[str, str]: ...
 
 
-class GuardStore(Protocol):
-    """Idle-guard state per running pod, kept between polls."""
-
-    def idle_states(self, account: str) -> dict[str, IdleState]: ...
-
-    def save_idle_states(
-        self, account: str, states: Sequence[IdleState], forget: Sequence[str]
-    ) -> None:
-        """Upsert ``states`` and delete the pods in ``forget``, in one transaction."""
-        ...
-
-
 class LedgerStore(Protocol):
     """The alert ledger: every decided alert, for dedupe."""
 
@@ -405,7 +392,6 @@ class AuditStore(Protocol):
 class Store(
     SpendStore,
     RegistryStore,
-    GuardStore,
     LedgerStore,
     OutboxStore,
     MetaStore,

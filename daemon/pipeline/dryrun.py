@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from daemon.core.model import Alert, IdleState, Pod, PodInfo, Resource, SeriesKey, SpendPoint
+from daemon.core.model import Alert, Pod, PodInfo, Resource, SeriesKey, SpendPoint
 from daemon.core.ports import Coverage, LedgerEntry, Store
 
 
@@ -25,7 +25,6 @@ class DryRunStore:
         self._meta: dict[str, str] = {}
         self._pods: dict[str, dict[str, PodInfo]] = {}
         self._names: dict[tuple[str, str], dict[str, str]] = {}
-        self._idle: dict[str, dict[str, IdleState]] = {}
         self.enqueued: list[Alert] = []
 
     def __repr__(self) -> str:
@@ -79,16 +78,6 @@ class DryRunStore:
             **self._store.resource_names(account, family),
             **self._names.get((account, family), {}),
         }
-
-    # guards
-    def idle_states(self, account: str) -> dict[str, IdleState]:
-        return self._idle.get(account) or self._store.idle_states(account)
-
-    def save_idle_states(
-        self, account: str, states: Sequence[IdleState], forget: Sequence[str]
-    ) -> None:
-        del forget
-        self._idle[account] = {s.pod_id: s for s in states}
 
     # ledger
     def ledger(self, account: str, since: datetime) -> list[LedgerEntry]:

@@ -21,7 +21,7 @@ from daemon.adapters.store import (
     migrate,
     open_store,
 )
-from daemon.core.model import IdleState, Pod, PodStatus, Resource, SpendPoint
+from daemon.core.model import Pod, PodStatus, Resource, SpendPoint
 from daemon.core.ports import Coverage, StoreError
 from tests.adapters.test_store_common import (
     PG_CONNINFO,
@@ -188,24 +188,6 @@ def test_resource_names_by_account_and_family(store: SqlStore) -> None:
 
 
 # --------------------------------------------------------------------------- guard state
-
-
-def test_idle_states_are_saved_updated_and_forgotten(backend: Backend) -> None:
-    s1 = backend.open()
-    a = IdleState("p1", run_start=T0, idle_since=T0 + H, last_sample_at=T0 + 2 * H, last_util=0.0)
-    b = IdleState("p2", run_start=None, idle_since=None, last_sample_at=T0 + 2 * H, last_util=87.5)
-    s1.save_idle_states("research", [a, b], forget=[])
-    s1.save_idle_states("lab", [a], forget=[])
-    s1.close()
-    s2 = backend.open()
-    assert s2.idle_states("research") == {"p1": a, "p2": b}
-    busy = IdleState("p1", run_start=T0, idle_since=None, last_sample_at=T0 + 3 * H, last_util=95)
-    s2.save_idle_states("research", [busy], forget=["p2", "never-seen"])
-    assert s2.idle_states("research") == {"p1": busy}
-    assert s2.idle_states("lab") == {"p1": a}
-
-
-# --------------------------------------------------------------------------- schema versions
 
 
 def test_a_newer_schema_is_refused(backend: Backend) -> None:

@@ -4,7 +4,7 @@ Modules: ``engine`` (URLs, engines, the time type, secret-free errors),
 ``schema`` (tables, migrations, schema version in ``meta``), and one mixin per
 part of the ``Store`` port: ``spend`` (points + coverage), ``ledger`` (alerts),
 ``outbox`` (claims under owner leases), ``audit`` (enforcement), ``registry``
-(pods, resources), ``guard`` (idle states); ``base`` holds transactions and meta.
+(pods, resources); ``base`` holds transactions and meta.
 
 Every method takes and returns timezone-aware UTC datetimes (a naive one is a
 ``ValueError``) and is one transaction: ``BEGIN IMMEDIATE`` on SQLite, so two
@@ -31,7 +31,6 @@ from daemon.adapters.store.engine import (
     mask_url,
     parse_url,
 )
-from daemon.adapters.store.guard import GuardMixin
 from daemon.adapters.store.ledger import LedgerMixin
 from daemon.adapters.store.outbox import OutboxMixin
 from daemon.adapters.store.registry import RegistryMixin
@@ -63,7 +62,7 @@ __all__ = [
 
 
 class SqlStore(
-    SpendMixin, RegistryMixin, GuardMixin, LedgerMixin, OutboxMixin, AuditMixin
+    SpendMixin, RegistryMixin, LedgerMixin, OutboxMixin, AuditMixin
 ):
     """The ``daemon.core.ports.Store`` on SQLite or PostgreSQL. Use ``open_store``."""
 

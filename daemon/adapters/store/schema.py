@@ -172,17 +172,6 @@ resources_t = Table(
     Column("last_seen", UtcDateTime, nullable=False),
 )
 
-idle_t = Table(
-    "idle_states",
-    metadata,
-    Column("account", String(200), primary_key=True),
-    Column("pod_id", String(200), primary_key=True),
-    Column("run_start", UtcDateTime, nullable=True),
-    Column("idle_since", UtcDateTime, nullable=True),
-    Column("last_sample_at", UtcDateTime, nullable=False),
-    Column("last_util", Float, nullable=False),
-)
-
 # --------------------------------------------------------------------------- history
 
 _history = MetaData()
@@ -226,7 +215,7 @@ def _m4_families_registry_guard(conn: Connection) -> None:
     _v1_coverage.drop(conn)
     _v1_points.drop(conn)
     metadata.create_all(
-        conn, tables=[points_t, segments_t, pods_t, resources_t, idle_t], checkfirst=False
+        conn, tables=[points_t, segments_t, pods_t, resources_t], checkfirst=False
     )
     kind = "VARCHAR(32)" if conn.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
     conn.exec_driver_sql(f"ALTER TABLE outbox ADD COLUMN retry_after_at {kind}")
