@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from daemon.adapters.console_text import console_text
 from daemon.app.runtime import Runtime, build_runtime
+from daemon.core.model import Alert
 from daemon.core.payload import alert_from_payload, test_payload
 from daemon.core.ports import DeliveryError
 from daemon.pipeline.cycle import CycleResult, run_cycle
@@ -50,17 +51,22 @@ def print_cycle(
     consoles: set[str] | None = None,
     zone: ZoneInfo | None = None,
 ) -> None:
-    """What one cycle did, for people. An alert a console notifier printed
-    already (a real run) is named by id only, not printed twice."""
+    """What one cycle did, for people, each thing once: an alert a console
+    notifier printed already (a real run) is named by id only, and so is a
+    billing health notice whose error the "billing API unusable" line says
+    (or that line is left out when a console printed the notice)."""
     # a real run has queued the alert; the delivery lines below say how sending went
     verb = "would send to" if dry_run else "queued for"
+    printed = set(consoles or ()) if not dry_run else set()
     for acc, err in result.fetch_errors.items():
-        print(f"billing API unusable for account {acc}: {err}", file=out)
+        if not any(_billing_notice(a, acc) and set(a.notifiers) & printed for a in result.alerts):
+            print(f"billing API unusable for account {acc}: {err}", file=out)
     if not result.alerts:
         print("no new alerts", file=out)
     for a in result.alerts:
         who = ", ".join(a.notifiers) or "nobody"
-        if not dry_run and consoles and set(a.notifiers) & consoles:
+        told = any(_billing_notice(a, acc) for acc in result.fetch_errors)
+        if set(a.notifiers) & printed or told:
             print(f"{verb} {who}: {a.id}", file=out)
         else:
             print(f"{verb} {who}: {console_text(a.payload, zone or ZoneInfo('UTC'))}", file=out)
@@ -71,6 +77,17 @@ def print_cycle(
     for alert_id, notifier, error, permanent in result.delivery.failed:
         kind = "permanently failed" if permanent else "failed, will retry"
         print(f"delivery to {notifier} {kind}: {alert_id}: {error}", file=out)
+
+
+def _billing_notice(alert: Alert, account: str) -> bool:
+    """Whether ``alert`` is the notice that ``account``'s billing is unusable."""
+    p = alert.payload
+    return (
+        alert.kind == "health"
+        and p.get("source", "billing") == "billing"
+        and p.get("state") == "unusable"
+        and p.get("account") == account
+    )
 
 
 def test_notify(
