@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.simulator import Simulator
 from tests.support.receiver import Receiver
@@ -29,8 +30,18 @@ pytestmark = pytest.mark.slow
 
 KEY = "svc-test-key-7f3a9c"
 PAYLOAD_KEYS = {
-    "id", "kind", "account", "budget", "group", "window", "spend_usd", "limit_usd",
-    "percent", "threshold_percent", "forecast_usd", "fired_at",
+    "id",
+    "kind",
+    "account",
+    "budget",
+    "group",
+    "window",
+    "spend_usd",
+    "limit_usd",
+    "percent",
+    "threshold_percent",
+    "forecast_usd",
+    "fired_at",
 }
 
 # Rolling 24h windows: the same numbers whatever the time of day or month.
@@ -144,18 +155,24 @@ def rx() -> Iterator[Receiver]:
 def start_daemon(tmp_path: Path, sim: Simulator) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(cfg: Path, version: str = "v2") -> Daemon:
+    def start(cfg: Path, version: str = "v2", *, graphql: bool = False) -> Daemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
         env.update(
             RUNPOD_API_KEY=KEY,
             RUNPOD_API_BASE_URL=sim.base_url_for(version),
             STATE_DIRECTORY=str(tmp_path / "state"),
         )
+        if graphql:
+            env["RUNPOD_GRAPHQL_URL"] = sim.graphql_url
         err, out = tmp_path / "daemon.stderr", tmp_path / "daemon.stdout"
         with err.open("wb") as e, out.open("wb") as o:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "daemon", "run", "-c", str(cfg)],
-                env=env, stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=tmp_path,
+                env=env,
+                stdout=o,
+                stderr=e,
+                stdin=subprocess.DEVNULL,
+                cwd=tmp_path,
             )
         d = Daemon(proc, err, out)
         started.append(d)
@@ -179,7 +196,10 @@ def billing_requests(sim: Simulator, version: str = "v2") -> int:
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_run_alerts_serves_health_reloads_and_stops_cleanly(
-    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[..., Daemon],
+    tmp_path: Path,
+    sim: Simulator,
+    rx: Receiver,
+    start_daemon: Callable[..., Daemon],
     version: str,
 ) -> None:
     cfg = tmp_path / "budgets.yaml"
@@ -222,7 +242,8 @@ def test_run_alerts_serves_health_reloads_and_stops_cleanly(
     d.wait_event("config.reloaded")
     wait_until(
         lambda: any(r.json and r.json.get("budget") == "notebook-24h" for r in rx.requests),
-        30, "the new budget's alert",
+        30,
+        "the new budget's alert",
     )
 
     # SIGTERM: clean exit 0, JSON logs, no traceback
@@ -299,7 +320,10 @@ def test_notifier_that_was_down_gets_its_backlog_right_after_the_first(
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_sigterm_during_a_runpod_outage_stops_retrying_and_exits_0(
-    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[..., Daemon],
+    tmp_path: Path,
+    sim: Simulator,
+    rx: Receiver,
+    start_daemon: Callable[..., Daemon],
     version: str,
 ) -> None:
     """systemd gives TimeoutStopSec to stop. With billing down, the running cycle
@@ -309,7 +333,10 @@ def test_sigterm_during_a_runpod_outage_stops_retrying_and_exits_0(
     cfg = tmp_path / "budgets.yaml"
     cfg.write_text(
         config_text(
-            rx.url + "/hook", ALL_24H, poll="1m", version=version,
+            rx.url + "/hook",
+            ALL_24H,
+            poll="1m",
+            version=version,
             api="  timeout: 5s\n  deadline: 300s\n",
         )
     )
@@ -323,3 +350,50 @@ def test_sigterm_during_a_runpod_outage_stops_retrying_and_exits_0(
     assert not [r for r in sim.requests if r.path == f"/{version}/pods"]
     assert "Traceback" not in d.stderr()
     assert d.find("billing.fetch_failed") and d.find("daemon.stopped")
+
+
+def test_run_exports_rate_limit_balance_runway_and_idle_gauges(
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[..., Daemon]
+) -> None:
+    """On API v2 with ``balance:`` and an idle guard, /metrics shows what the
+    daemon read: RunPod's rate-limit headroom, the balance, the burn, the
+    runway, and the demo's idle dev pod with what it costs."""
+    cfg = tmp_path / "budgets.yaml"
+    cfg.write_text(
+        config_text(rx.url + "/hook", ALL_24H)
+        + "guards:\n  - name: idle-dev\n    idle: {gpu_util_below: 5, for: 2s}\n"
+        + "    match: {pod_name: 'dev-*'}\n"
+        + "balance:\n  below_usd: [25]\n"
+    )
+    d = start_daemon(cfg, graphql=True)
+    port = d.port
+
+    def gauges() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        code, text = http_get(port, "/metrics")
+        assert code == 200
+        got = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+        }
+        idle = got.get(("runpod_budget_idle_pods", (("account", "default"), ("guard", "idle-dev"))))
+        return got if idle else None
+
+    got = wait_until(gauges, 30, "the idle pod in /metrics")
+    acc = (("account", "default"),)
+    idle = (("account", "default"), ("guard", "idle-dev"))
+    assert got[("runpod_budget_idle_pods", idle)] == 1
+    assert got[("runpod_budget_idle_burn_per_hour_usd", idle)] == pytest.approx(4.78)
+    assert 0 < got[("runpod_budget_balance_usd", acc)] <= 40
+    burn = got[("runpod_budget_spend_per_hour_usd", acc)]
+    assert burn > 1800  # the runaway alone burns $1800/h
+    runway = got[("runpod_budget_runway_hours", acc)]
+    assert runway == pytest.approx(got[("runpod_budget_balance_usd", acc)] / burn, rel=0.05)
+    remaining = {
+        dict(labels)["window"]: v
+        for (name, labels), v in got.items()
+        if name == "runpod_budget_api_ratelimit_remaining"
+    }
+    assert set(remaining) >= {"minute"} and all(0 < v < 600_000 for v in remaining.values())
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=30) == 0
