@@ -362,7 +362,7 @@ def test_run_exports_rate_limit_balance_runway_and_idle_gauges(
     cfg.write_text(
         config_text(rx.url + "/hook", ALL_24H)
         + "guards:\n  - name: idle-dev\n    idle: {gpu_util_below: 5, for: 2s}\n"
-        + "    match: {pod_name: 'dev-*'}\n"
+        + "    match: {pod_name: 'dev-*'}\n    stop: {dry_run: true}\n"
         + "balance:\n  below_usd: [25]\n"
     )
     d = start_daemon(cfg, graphql=True)
@@ -395,5 +395,13 @@ def test_run_exports_rate_limit_balance_runway_and_idle_gauges(
         if name == "runpod_budget_api_ratelimit_remaining"
     }
     assert set(remaining) >= {"minute"} and all(0 < v < 600_000 for v in remaining.values())
+    # the guard's dry-run stop is counted with the reason it would stop for
+    would = [
+        dict(labels)
+        for (name, labels), v in got.items()
+        if name == "runpod_budget_enforcement_actions_total" and v > 0
+    ]
+    assert {w["action"] for w in would} == {"would_stop"}, would
+    assert all(w["reason"] for w in would), would
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=30) == 0
