@@ -167,7 +167,7 @@ def test_status_shows_balance_idle_uptime_and_spend_by_family_in_local_time(
     rows = {ln.split("│")[1].strip(): ln for ln in out.splitlines() if ln.count("│") == 5}
     for label in ("total", "pods", "serverless", "storage", "NVIDIA H100 PCIe"):
         assert label in rows, (label, out)
-    assert any("sdxl-inference" in k for k in rows) or version == "v1", out
+    assert any("demoep01sdxl" in k for k in rows), out  # serverless by endpoint (v2: named)
     assert " UTC" not in out
 
 
