@@ -129,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return commands.check(path, env, dry_run=args.dry_run)
         if args.command == "status":
-            return commands.status(path, env)
+            from daemon.app.status import status
+
+            return status(path, env)
         if args.command == "test-notify":
             return commands.test_notify(path, env, args.name)
     except ConfigError as e:

@@ -1,4 +1,4 @@
-"""The one-shot commands: ``check``, ``status`` and ``test-notify``.
+"""The one-shot commands ``check`` and ``test-notify`` (``status``: :mod:`daemon.app.status`).
 
 Each builds the runtime from the config, does its job, closes everything and
 returns the contract's exit code. Output for people goes to stdout; logs go
@@ -13,17 +13,12 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from rich.console import Console
-from rich.table import Table
-
 from daemon.adapters.console_text import console_text
 from daemon.app.runtime import Runtime, build_runtime
-from daemon.core.model import InstanceStatus, instance_key, iso_z
+from daemon.core.model import Alert
 from daemon.core.payload import alert_from_payload, test_payload
-from daemon.core.ports import DeliveryError, LedgerEntry
-from daemon.core.wording import group_label
+from daemon.core.ports import DeliveryError
 from daemon.pipeline.cycle import CycleResult, run_cycle
-from daemon.pipeline.enforcer import audit_line
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -56,17 +51,22 @@ def print_cycle(
     consoles: set[str] | None = None,
     zone: ZoneInfo | None = None,
 ) -> None:
-    """What one cycle did, for people. An alert a console notifier printed
-    already (a real run) is named by id only, not printed twice."""
+    """What one cycle did, for people, each thing once: an alert a console
+    notifier printed already (a real run) is named by id only, and so is a
+    billing health notice whose error the "billing API unusable" line says
+    (or that line is left out when a console printed the notice)."""
     # a real run has queued the alert; the delivery lines below say how sending went
     verb = "would send to" if dry_run else "queued for"
+    printed = set(consoles or ()) if not dry_run else set()
     for acc, err in result.fetch_errors.items():
-        print(f"billing API unusable for account {acc}: {err}", file=out)
+        if not any(_billing_notice(a, acc) and set(a.notifiers) & printed for a in result.alerts):
+            print(f"billing API unusable for account {acc}: {err}", file=out)
     if not result.alerts:
         print("no new alerts", file=out)
     for a in result.alerts:
         who = ", ".join(a.notifiers) or "nobody"
-        if not dry_run and consoles and set(a.notifiers) & consoles:
+        told = any(_billing_notice(a, acc) for acc in result.fetch_errors)
+        if set(a.notifiers) & printed or told:
             print(f"{verb} {who}: {a.id}", file=out)
         else:
             print(f"{verb} {who}: {console_text(a.payload, zone or ZoneInfo('UTC'))}", file=out)
@@ -79,103 +79,15 @@ def print_cycle(
         print(f"delivery to {notifier} {kind}: {alert_id}: {error}", file=out)
 
 
-def _last_alerts(rt: Runtime, statuses: list[InstanceStatus]) -> dict[str, LedgerEntry]:
-    """The newest ledger entry per instance key, for the status table."""
-    if not statuses:
-        return {}
-    since = min(s.window.start for s in statuses)
-    last: dict[str, LedgerEntry] = {}
-    for acc in rt.config.accounts:
-        for e in rt.store.ledger(acc.name, since):
-            if e.kind not in ("threshold", "forecast"):
-                continue  # enforcement and health rows have columns of their own
-            key = instance_key(e.account, e.budget, e.group_key, e.window_start)
-            if key not in last or e.created_at > last[key].created_at:
-                last[key] = e
-    return last
-
-
-def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> int:
-    """Print every budget instance; 1 when the billing API is unusable."""
-    out = out or sys.stdout
-    console = Console(file=out, width=160, soft_wrap=False)
-    rt = build_runtime(path, env, read_only=True)
-    try:
-        console.print(api_line(rt))
-        # A dry cycle: fresh numbers without writing, sending or stopping anything.
-        result = run_cycle(rt.deps(), dry_run=True)
-        for acc, api_err in result.fetch_errors.items():
-            console.print(
-                f"STALE: RunPod billing unusable for account {acc} ({api_err}); "
-                "the figures below are what the state held, not fresh",
-                markup=False,
-            )
-        statuses = sorted(
-            result.evaluation.statuses, key=lambda s: (s.account, s.budget, s.group.key)
-        )
-        last = _last_alerts(rt, statuses)
-        table = Table(title="runpod-budget status", title_justify="left")
-        for col in (
-            "account",
-            "budget",
-            "group",
-            "window",
-            "spend",
-            "limit",
-            "%",
-            "forecast",
-            "last alert",
-        ):
-            table.add_column(
-                col, justify="right" if col in ("spend", "limit", "%", "forecast") else "left"
-            )
-        for s in statuses:
-            e = last.get(s.instance_key)
-            last_txt = "-"
-            if e is not None:
-                level = f" {e.threshold}%" if e.threshold else ""
-                last_txt = f"{e.kind}{level} at {iso_z(e.created_at)}"
-            table.add_row(
-                s.account,
-                s.budget,
-                group_label(s.group),
-                f"{s.window.size} from {iso_z(s.window.start)}",
-                f"${s.spend:,.2f}",
-                f"${s.limit:,.2f}",
-                f"{s.percent:.1f}",
-                "-" if s.forecast is None else f"${s.forecast:,.2f}",
-                last_txt,
-            )
-        console.print(table)
-        for acc, budget, reason in result.evaluation.skipped:
-            console.print(f"skipped {acc}/{budget}: {reason}")
-        states = rt.store.delivery_states()
-        if states:
-            nt = Table(title="notifiers", title_justify="left")
-            for col in ("notifier", "pending", "delivered", "failed", "last error"):
-                nt.add_column(col)
-            for d in states:
-                err = (
-                    "-"
-                    if d.last_error is None
-                    else f"{d.last_error} ({iso_z(d.last_error_at) if d.last_error_at else ''})"
-                )
-                nt.add_row(
-                    d.notifier, str(d.pending), str(d.delivered), str(d.failed_permanent), err
-                )
-            console.print(nt)
-        audit = rt.store.audit(10)
-        if audit or result.enforcement_log:
-            console.print("enforcement:")
-            for line in result.enforcement_log:
-                console.print(f"  now: {line}")
-            for row in audit:
-                console.print("  " + audit_line(row))
-        for acc, api_err in result.fetch_errors.items():
-            console.print(f"billing API unusable for account {acc}: {api_err}")
-    finally:
-        rt.close()
-    return EXIT_OK if result.billing_ok else EXIT_FAIL
+def _billing_notice(alert: Alert, account: str) -> bool:
+    """Whether ``alert`` is the notice that ``account``'s billing is unusable."""
+    p = alert.payload
+    return (
+        alert.kind == "health"
+        and p.get("source", "billing") == "billing"
+        and p.get("state") == "unusable"
+        and p.get("account") == account
+    )
 
 
 def test_notify(

@@ -82,6 +82,10 @@ class CycleResult:
     requests: int
     pod_errors: dict[str, ApiError] = field(default_factory=dict)
     pods: dict[str, Sequence[Pod] | None] = field(default_factory=dict)
+    # what ``status`` shows besides the budgets: the spend read (also in a dry
+    # run, whose store is gone after the cycle) and the guards' and balance's view
+    data: SpendData = field(default_factory=SpendData)
+    watched: Watched = field(default_factory=Watched)
 
     @property
     def billing_ok(self) -> bool:
@@ -265,7 +269,7 @@ def run_cycle(deps: Deps, *, dry_run: bool = False, one_shot: bool = False) -> C
         deps.observer.idle(acc, guard, count, burn)
     return CycleResult(
         now, fetched.errors, evaluation, alerts, eplan, elog, delivery, fetched.requests,
-        fetched.pod_errors, fetched.pods,
+        fetched.pod_errors, fetched.pods, fetched.data, watched,
     )
 
 

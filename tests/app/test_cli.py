@@ -25,8 +25,18 @@ pytestmark = pytest.mark.slow
 
 KEY = "rpa_CLISECRETKEY0123456789abcdef"
 PAYLOAD_KEYS = {
-    "id", "kind", "account", "budget", "group", "window", "spend_usd", "limit_usd",
-    "percent", "threshold_percent", "forecast_usd", "fired_at",
+    "id",
+    "kind",
+    "account",
+    "budget",
+    "group",
+    "window",
+    "spend_usd",
+    "limit_usd",
+    "percent",
+    "threshold_percent",
+    "forecast_usd",
+    "fired_at",
 }
 COMMANDS = ("run", "check", "validate", "status", "test-notify", "demo")
 
@@ -63,21 +73,33 @@ FAST_RETRIES = (
 )
 
 
-def write_config(path: Path, notifiers: dict[str, str], budgets: str = ALL_24H) -> Path:
-    lines = ["version: 1", "notifiers:"]
+def write_config(
+    path: Path,
+    notifiers: dict[str, str],
+    budgets: str = ALL_24H,
+    version: str = "v2",
+    extra: str = "",
+) -> Path:
+    """A config; ``version`` "v2" leaves out ``api:`` (v2 is the default)."""
+    lines = ["version: 1"]
+    if version != "v2":
+        lines += ["api:", f"  version: {version}"]
+    lines += ["notifiers:"]
     for name, url in notifiers.items():
         lines += [f"  {name}:", "    type: webhook", f"    url: {url}"]
     lines += ["defaults:", f"  notify: [{', '.join(notifiers)}]", "budgets:"]
-    path.write_text("\n".join(lines) + "\n" + budgets)
+    path.write_text("\n".join(lines) + "\n" + budgets + extra)
     return path
 
 
-def cli_env(tmp_path: Path, sim: Simulator | None = None, **extra: str) -> dict[str, str]:
+def cli_env(
+    tmp_path: Path, sim: Simulator | None = None, version: str = "v2", **extra: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     env["RUNPOD_API_KEY"] = KEY
     env["STATE_DIRECTORY"] = str(tmp_path / "state")
     if sim is not None:
-        env["RUNPOD_API_BASE_URL"] = sim.base_url
+        env["RUNPOD_API_BASE_URL"] = sim.base_url_for(version)
     env.update(extra)
     return env
 
@@ -88,7 +110,12 @@ def run_cli(
     head = ["-c", FAST_RETRIES] if fast_retries else ["-m", "daemon"]
     p = subprocess.run(
         [sys.executable, *head, *args],
-        check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
         stdin=subprocess.DEVNULL,
     )
     assert "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
@@ -113,6 +140,22 @@ def db_dump(path: Path) -> list[str]:
 def sim() -> Iterator[Simulator]:
     with Simulator("demo", api_key=KEY) as s:
         yield s
+
+
+@pytest.fixture(params=["v1", "v2"])
+def version(request: pytest.FixtureRequest) -> str:
+    """The RunPod API version a check/status test runs against."""
+    return str(request.param)
+
+
+def billing_prefix(version: str) -> str:
+    """Where a fault makes every billing call of ``version`` fail."""
+    return f"/{version}/billing"
+
+
+def billing_path(version: str) -> str:
+    """The first billing call a cycle makes on ``version``."""
+    return {"v1": "/v1/billing/pods", "v2": "/v2/billing"}[version]
 
 
 @pytest.fixture
@@ -208,10 +251,12 @@ def test_config_path_defaults_to_env_then_config_budgets_yaml(tmp_path: Path) ->
 
 
 def test_check_sends_alerts_once_then_nothing_new(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
-    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, ALL_24H + NOTEBOOK_24H)
-    env = cli_env(tmp_path, sim)
+    cfg = write_config(
+        tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, ALL_24H + NOTEBOOK_24H, version=version
+    )
+    env = cli_env(tmp_path, sim, version)
     p = run_cli("check", "-c", str(cfg), env=env)
     assert p.returncode == 0, p.stderr
     reqs = rx.requests_to("/hook")
@@ -234,17 +279,19 @@ def test_check_sends_alerts_once_then_nothing_new(
 
 
 def test_check_dry_run_prints_and_changes_nothing(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
-    env = cli_env(tmp_path, sim)
-    first = write_config(tmp_path / "first.yaml", {"hook": rx.url + "/hook"}, ALL_24H)
+    env = cli_env(tmp_path, sim, version)
+    first = write_config(
+        tmp_path / "first.yaml", {"hook": rx.url + "/hook"}, ALL_24H, version=version
+    )
     assert run_cli("check", "-c", str(first), env=env).returncode == 0
     assert len(rx.requests) == 1
     db = tmp_path / "state" / "state.db"
     before = db_dump(db)
 
     more = write_config(
-        tmp_path / "more.yaml", {"hook": rx.url + "/hook"}, ALL_24H + NOTEBOOK_24H
+        tmp_path / "more.yaml", {"hook": rx.url + "/hook"}, ALL_24H + NOTEBOOK_24H, version=version
     )
     p = run_cli("check", "--dry-run", "-c", str(more), env=env)
     assert p.returncode == 0, p.stderr
@@ -258,10 +305,10 @@ def test_check_dry_run_prints_and_changes_nothing(
 
 
 def test_check_dry_run_does_not_create_the_state_database(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
-    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"})
-    p = run_cli("check", "--dry-run", "-c", str(cfg), env=cli_env(tmp_path, sim))
+    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, version=version)
+    p = run_cli("check", "--dry-run", "-c", str(cfg), env=cli_env(tmp_path, sim, version))
     assert p.returncode == 0, p.stderr
     assert "would send" in p.stdout
     assert rx.requests == []
@@ -269,37 +316,40 @@ def test_check_dry_run_does_not_create_the_state_database(
 
 
 def test_check_with_a_wrong_api_key_says_so_without_printing_it(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
     wrong = "rpa_WRONGKEY_do_not_print_me_42"
-    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"})
-    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim, RUNPOD_API_KEY=wrong))
+    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, version=version)
+    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim, version, RUNPOD_API_KEY=wrong))
     assert p.returncode == 1
     said = [ln for ln in p.stdout.splitlines() if "key is wrong" in ln]
     assert len(said) == 1, p.stdout
-    assert "401" in said[0]
+    assert "401" in said[0] and "key is wrong" in said[0]
     assert wrong not in p.stdout + p.stderr
-    assert rx.requests == []
+    # a wrong key cannot fix itself: the health notice goes out at once, and nothing else
+    assert [r.json["kind"] for r in rx.requests] == ["health"]
+    assert wrong not in rx.requests[0].body.decode()
 
 
 def test_check_with_persistent_server_errors_exits_1_after_retries(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
-    sim.fail("/v1/billing/pods", status=500, times=1000)
-    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"})
-    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim), fast_retries=True)
+    sim.fail(billing_prefix(version), status=500, times=1000)
+    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, version=version)
+    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim, version), fast_retries=True)
     assert p.returncode == 1
     assert "billing API unusable" in p.stdout and "HTTP 500" in p.stdout
-    assert sum(r.path == "/v1/billing/pods" for r in sim.requests) == 3  # retried
+    first = billing_path(version)
+    assert sum(r.path == first for r in sim.requests) == 3  # retried
     assert rx.requests == []
 
 
 def test_check_with_garbage_json_from_billing_exits_1(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
-    sim.fail("/v1/billing/pods", "garbage", times=1000)
-    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"})
-    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim))
+    sim.fail(billing_prefix(version), "garbage", times=1000)
+    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, version=version)
+    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim, version))
     assert p.returncode == 1
     line = next(ln for ln in p.stdout.splitlines() if "billing API unusable" in ln)
     assert "malformed JSON" in line
@@ -307,11 +357,13 @@ def test_check_with_garbage_json_from_billing_exits_1(
 
 
 def test_check_with_billing_down_sends_no_forecast_built_on_unknown_spend(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
-    sim.fail("/v1/billing/pods", status=500, times=1000)  # GET /pods still answers
-    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, MONTH_FORECAST)
-    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim), fast_retries=True)
+    sim.fail(billing_prefix(version), status=500, times=1000)  # GET /pods still answers
+    cfg = write_config(
+        tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, MONTH_FORECAST, version=version
+    )
+    p = run_cli("check", "-c", str(cfg), env=cli_env(tmp_path, sim, version), fast_retries=True)
     assert p.returncode == 1
     assert [r.json for r in rx.requests] == []
 
@@ -320,10 +372,12 @@ def test_check_with_billing_down_sends_no_forecast_built_on_unknown_spend(
 
 
 def test_status_shows_each_budget_with_spend_and_percent(
-    tmp_path: Path, sim: Simulator, rx: Receiver
+    tmp_path: Path, sim: Simulator, rx: Receiver, version: str
 ) -> None:
-    cfg = write_config(tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, ALL_24H + NOTEBOOK_24H)
-    p = run_cli("status", "-c", str(cfg), env=cli_env(tmp_path, sim))
+    cfg = write_config(
+        tmp_path / "c.yaml", {"hook": rx.url + "/hook"}, ALL_24H + NOTEBOOK_24H, version=version
+    )
+    p = run_cli("status", "-c", str(cfg), env=cli_env(tmp_path, sim, version))
     assert p.returncode == 0, p.stderr
     rows = {}
     for ln in p.stdout.splitlines():
@@ -342,9 +396,9 @@ def test_status_shows_each_budget_with_spend_and_percent(
     assert rx.requests == []  # status sends nothing
 
 
-def test_status_with_the_api_unusable_exits_1(tmp_path: Path, sim: Simulator) -> None:
-    cfg = write_config(tmp_path / "c.yaml", {"hook": "http://127.0.0.1:9/hook"})
-    env = cli_env(tmp_path, sim, RUNPOD_API_KEY="rpa_not_the_right_key_at_all")
+def test_status_with_the_api_unusable_exits_1(tmp_path: Path, sim: Simulator, version: str) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"hook": "http://127.0.0.1:9/hook"}, version=version)
+    env = cli_env(tmp_path, sim, version, RUNPOD_API_KEY="rpa_not_the_right_key_at_all")
     p = run_cli("status", "-c", str(cfg), env=env)
     assert p.returncode == 1
     assert "billing API unusable" in p.stdout and "key is wrong" in p.stdout
@@ -375,18 +429,14 @@ def test_test_notify_reports_which_notifier_failed_and_why(tmp_path: Path, rx: R
 
 def test_test_notify_one_name(tmp_path: Path, rx: Receiver) -> None:
     rx.respond("/bad", [], default=(500, "boom", {}))
-    cfg = write_config(
-        tmp_path / "c.yaml", {"good": rx.url + "/good", "bad": rx.url + "/bad"}
-    )
+    cfg = write_config(tmp_path / "c.yaml", {"good": rx.url + "/good", "bad": rx.url + "/bad"})
     p = run_cli("test-notify", "-c", str(cfg), "good", env=cli_env(tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
     assert [r.path for r in rx.requests] == ["/good"]
     assert rx.requests[0].json["kind"] == "test"
 
 
-def test_test_notify_unknown_name_lists_the_configured_ones(
-    tmp_path: Path, rx: Receiver
-) -> None:
+def test_test_notify_unknown_name_lists_the_configured_ones(tmp_path: Path, rx: Receiver) -> None:
     cfg = write_config(tmp_path / "c.yaml", {"good": rx.url + "/good", "bad": rx.url + "/bad"})
     p = run_cli("test-notify", "-c", str(cfg), "nosuch", env=cli_env(tmp_path))
     assert p.returncode == 1

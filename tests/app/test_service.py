@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.simulator import Simulator
 from tests.support.receiver import Receiver
@@ -29,8 +30,18 @@ pytestmark = pytest.mark.slow
 
 KEY = "svc-test-key-7f3a9c"
 PAYLOAD_KEYS = {
-    "id", "kind", "account", "budget", "group", "window", "spend_usd", "limit_usd",
-    "percent", "threshold_percent", "forecast_usd", "fired_at",
+    "id",
+    "kind",
+    "account",
+    "budget",
+    "group",
+    "window",
+    "spend_usd",
+    "limit_usd",
+    "percent",
+    "threshold_percent",
+    "forecast_usd",
+    "fired_at",
 }
 
 # Rolling 24h windows: the same numbers whatever the time of day or month.
@@ -51,10 +62,16 @@ NOTEBOOK_24H = """\
 """
 
 
-def config_text(hook_url: str, budgets: str, *, poll: str = "1s") -> str:
+def config_text(
+    hook_url: str, budgets: str, *, poll: str = "1s", version: str = "v2", api: str = ""
+) -> str:
+    """A daemon config; ``version`` "v2" leaves out ``api.version`` (the default);
+    ``api`` is more of the ``api:`` section (indented lines)."""
+    api = ("" if version == "v2" else f"  version: {version}\n") + api
+    api = f"api:\n{api}" if api else ""
     return f"""\
 version: 1
-poll_interval: {poll}
+{api}poll_interval: {poll}
 http:
   listen: 127.0.0.1:0
 notifiers:
@@ -135,21 +152,27 @@ def rx() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def start_daemon(tmp_path: Path, sim: Simulator) -> Iterator[Callable[[Path], Daemon]]:
+def start_daemon(tmp_path: Path, sim: Simulator) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(cfg: Path) -> Daemon:
+    def start(cfg: Path, version: str = "v2", *, graphql: bool = False) -> Daemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
         env.update(
             RUNPOD_API_KEY=KEY,
-            RUNPOD_API_BASE_URL=sim.base_url,
+            RUNPOD_API_BASE_URL=sim.base_url_for(version),
             STATE_DIRECTORY=str(tmp_path / "state"),
         )
+        if graphql:
+            env["RUNPOD_GRAPHQL_URL"] = sim.graphql_url
         err, out = tmp_path / "daemon.stderr", tmp_path / "daemon.stdout"
         with err.open("wb") as e, out.open("wb") as o:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "daemon", "run", "-c", str(cfg)],
-                env=env, stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=tmp_path,
+                env=env,
+                stdout=o,
+                stderr=e,
+                stdin=subprocess.DEVNULL,
+                cwd=tmp_path,
             )
         d = Daemon(proc, err, out)
         started.append(d)
@@ -162,16 +185,26 @@ def start_daemon(tmp_path: Path, sim: Simulator) -> Iterator[Callable[[Path], Da
             d.proc.wait(timeout=10)
 
 
-def billing_requests(sim: Simulator) -> int:
-    return sum(1 for r in list(sim.requests) if r.path == "/v1/billing/pods")
+#: the first billing call of a cycle, per API version
+FIRST_BILLING = {"v1": "/v1/billing/pods", "v2": "/v2/billing"}
 
 
+def billing_requests(sim: Simulator, version: str = "v2") -> int:
+    first = FIRST_BILLING[version]
+    return sum(1 for r in list(sim.requests) if r.path == first)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
 def test_run_alerts_serves_health_reloads_and_stops_cleanly(
-    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+    tmp_path: Path,
+    sim: Simulator,
+    rx: Receiver,
+    start_daemon: Callable[..., Daemon],
+    version: str,
 ) -> None:
     cfg = tmp_path / "budgets.yaml"
-    cfg.write_text(config_text(rx.url + "/hook", ALL_24H))
-    d = start_daemon(cfg)
+    cfg.write_text(config_text(rx.url + "/hook", ALL_24H, version=version))
+    d = start_daemon(cfg, version)
 
     # alerts arrive with the contract's payload, webhook-id = id
     first = rx.wait_for(1, timeout=30, path="/hook")[0]
@@ -189,23 +222,28 @@ def test_run_alerts_serves_health_reloads_and_stops_cleanly(
     assert any(line.startswith("runpod_budget_") for line in metrics.splitlines())
 
     # a broken config + SIGHUP: logged with the problem line, old config kept, polling goes on
-    cfg.write_text(config_text(rx.url + "/hook", ALL_24H.replace("limit: 1", "limit: -5")))
+    cfg.write_text(
+        config_text(rx.url + "/hook", ALL_24H.replace("limit: 1", "limit: -5"), version=version)
+    )
     d.proc.send_signal(signal.SIGHUP)
     failed = d.wait_event("config.reload_failed")
     problems = " ".join(failed.get("problems", []))
     assert f"{cfg}:" in problems and "budgets.0.limit" in problems, failed
-    seen = billing_requests(sim)
-    wait_until(lambda: billing_requests(sim) >= seen + 2, 30, "polls after the failed reload")
+    seen = billing_requests(sim, version)
+    wait_until(
+        lambda: billing_requests(sim, version) >= seen + 2, 30, "polls after the failed reload"
+    )
     assert d.proc.poll() is None
     assert http_get(port, "/readyz")[0] == 200
 
     # a valid changed config + SIGHUP: reloaded, and the new budget alerts
-    cfg.write_text(config_text(rx.url + "/hook", ALL_24H + NOTEBOOK_24H))
+    cfg.write_text(config_text(rx.url + "/hook", ALL_24H + NOTEBOOK_24H, version=version))
     d.proc.send_signal(signal.SIGHUP)
     d.wait_event("config.reloaded")
     wait_until(
         lambda: any(r.json and r.json.get("budget") == "notebook-24h" for r in rx.requests),
-        30, "the new budget's alert",
+        30,
+        "the new budget's alert",
     )
 
     # SIGTERM: clean exit 0, JSON logs, no traceback
@@ -223,7 +261,7 @@ def test_run_alerts_serves_health_reloads_and_stops_cleanly(
 
 
 def _outage_then_recovery(
-    tmp_path: Path, rx: Receiver, start_daemon: Callable[[Path], Daemon], budgets: str
+    tmp_path: Path, rx: Receiver, start_daemon: Callable[..., Daemon], budgets: str
 ) -> tuple[Daemon, Callable[[], dict[str, int]]]:
     """Start the daemon with the receiver answering 503; bring the receiver back
     once the first delivery failed. Returns the daemon and a function counting
@@ -249,7 +287,7 @@ def _outage_then_recovery(
 
 
 def test_notifier_that_was_down_gets_the_alert_exactly_once(
-    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[..., Daemon]
 ) -> None:
     d, delivered = _outage_then_recovery(tmp_path, rx, start_daemon, ALL_24H)
     # the outbox backs off 15 s (+-20 %) after the first failure
@@ -265,7 +303,7 @@ def test_notifier_that_was_down_gets_the_alert_exactly_once(
 
 
 def test_notifier_that_was_down_gets_its_backlog_right_after_the_first(
-    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[..., Daemon]
 ) -> None:
     d, delivered = _outage_then_recovery(tmp_path, rx, start_daemon, ALL_24H + NOTEBOOK_24H)
     wait_until(delivered, 40, "the first alert delivered after the outage")
@@ -280,25 +318,90 @@ def test_notifier_that_was_down_gets_its_backlog_right_after_the_first(
     assert d.proc.wait(timeout=30) == 0
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
 def test_sigterm_during_a_runpod_outage_stops_retrying_and_exits_0(
-    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[[Path], Daemon]
+    tmp_path: Path,
+    sim: Simulator,
+    rx: Receiver,
+    start_daemon: Callable[..., Daemon],
+    version: str,
 ) -> None:
     """systemd gives TimeoutStopSec to stop. With billing down, the running cycle
     must not sit out its retry deadline (here 300 s) after SIGTERM, and must not
     start a second deadline on GET /pods for an account whose billing failed."""
-    sim.fail("/v1/billing/pods", status=503, times=1_000_000)
+    sim.fail(f"/{version}/billing", status=503, times=1_000_000)
     cfg = tmp_path / "budgets.yaml"
     cfg.write_text(
-        config_text(rx.url + "/hook", ALL_24H, poll="1m")
-        + "api:\n  timeout: 5s\n  deadline: 300s\n"
+        config_text(
+            rx.url + "/hook",
+            ALL_24H,
+            poll="1m",
+            version=version,
+            api="  timeout: 5s\n  deadline: 300s\n",
+        )
     )
-    d = start_daemon(cfg)
-    wait_until(lambda: billing_requests(sim) >= 2, what="billing retries")
+    d = start_daemon(cfg, version)
+    wait_until(lambda: billing_requests(sim, version) >= 2, what="billing retries")
     d.proc.send_signal(signal.SIGTERM)
-    at_signal = billing_requests(sim)
+    at_signal = billing_requests(sim, version)
     # far below the 300 s deadline the cycle would otherwise retry for
     assert d.proc.wait(timeout=60) == 0
-    assert billing_requests(sim) <= at_signal + 1  # at most the attempt in flight
-    assert not [r for r in sim.requests if r.path == "/v1/pods"]
+    assert billing_requests(sim, version) <= at_signal + 1  # at most the attempt in flight
+    assert not [r for r in sim.requests if r.path == f"/{version}/pods"]
     assert "Traceback" not in d.stderr()
     assert d.find("billing.fetch_failed") and d.find("daemon.stopped")
+
+
+def test_run_exports_rate_limit_balance_runway_and_idle_gauges(
+    tmp_path: Path, sim: Simulator, rx: Receiver, start_daemon: Callable[..., Daemon]
+) -> None:
+    """On API v2 with ``balance:`` and an idle guard, /metrics shows what the
+    daemon read: RunPod's rate-limit headroom, the balance, the burn, the
+    runway, and the demo's idle dev pod with what it costs."""
+    cfg = tmp_path / "budgets.yaml"
+    cfg.write_text(
+        config_text(rx.url + "/hook", ALL_24H)
+        + "guards:\n  - name: idle-dev\n    idle: {gpu_util_below: 5, for: 2s}\n"
+        + "    match: {pod_name: 'dev-*'}\n    stop: {dry_run: true}\n"
+        + "balance:\n  below_usd: [25]\n"
+    )
+    d = start_daemon(cfg, graphql=True)
+    port = d.port
+
+    def gauges() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        code, text = http_get(port, "/metrics")
+        assert code == 200
+        got = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+        }
+        idle = got.get(("runpod_budget_idle_pods", (("account", "default"), ("guard", "idle-dev"))))
+        return got if idle else None
+
+    got = wait_until(gauges, 30, "the idle pod in /metrics")
+    acc = (("account", "default"),)
+    idle = (("account", "default"), ("guard", "idle-dev"))
+    assert got[("runpod_budget_idle_pods", idle)] == 1
+    assert got[("runpod_budget_idle_burn_per_hour_usd", idle)] == pytest.approx(4.78)
+    assert 0 < got[("runpod_budget_balance_usd", acc)] <= 40
+    burn = got[("runpod_budget_spend_per_hour_usd", acc)]
+    assert burn > 1800  # the runaway alone burns $1800/h
+    runway = got[("runpod_budget_runway_hours", acc)]
+    assert runway == pytest.approx(got[("runpod_budget_balance_usd", acc)] / burn, rel=0.05)
+    remaining = {
+        dict(labels)["window"]: v
+        for (name, labels), v in got.items()
+        if name == "runpod_budget_api_ratelimit_remaining"
+    }
+    assert set(remaining) >= {"minute"} and all(0 < v < 600_000 for v in remaining.values())
+    # the guard's dry-run stop is counted with the reason it would stop for
+    would = [
+        dict(labels)
+        for (name, labels), v in got.items()
+        if name == "runpod_budget_enforcement_actions_total" and v > 0
+    ]
+    assert {w["action"] for w in would} == {"would_stop"}, would
+    assert all(w["reason"] for w in would), would
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=30) == 0
