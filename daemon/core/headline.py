@@ -199,6 +199,8 @@ def headline(p: P) -> str:
             f"({money(p.get('forecast_usd'))} of {money(p.get('limit_usd'))})"
         )
     if kind == "enforcement":
+        if not p.get("limit_usd"):  # a guard's stop: no spend level to quote
+            return f"{emoji} Guard {budget}: {enforcement_line(p)}"
         return f"{emoji} Budget {budget} at {pct(p.get('percent'))}: {enforcement_line(p)}"
     if kind == "idle":
         return f"{emoji} Pod {pod_name(p)} {idle_line(p)}"

@@ -90,3 +90,19 @@ def test_reasons_are_never_empty_or_double_negative() -> None:
         assert "not stopping" not in text and "nothing" not in text
     assert refusal_text("unknown") == "stop sent, outcome unknown: not retried blindly"
     assert refusal_text("") == "no reason recorded"
+
+
+def test_a_guards_stop_is_headed_by_the_guard_not_a_budget_at_zero_percent() -> None:
+    from daemon.core.headline import headline
+
+    guard = {
+        "kind": "enforcement", "budget": "idle-dev", "percent": 0.0, "limit_usd": 0.0,
+        "action": "would_stop", "reason": "dry_run", "pod_id": "p1", "pod_name": "dev-1",
+        "dry_run": True,
+        "enforcement": {"at_percent": 0, "dry_run": True, "pods": [
+            {"pod_id": "p1", "pod_name": "dev-1", "result": "would_stop", "detail": ""}]},
+    }
+    line = headline(guard)
+    assert "Guard idle-dev:" in line and "would stop" in line and "0%" not in line
+    budget = {**guard, "budget": "team", "percent": 130.0, "limit_usd": 100.0}
+    assert "Budget team at 130%" in headline(budget)
