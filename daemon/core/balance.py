@@ -31,14 +31,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from daemon.core.model import Balance, fmt_num, iso_z
 
 LevelType = Literal["below_usd", "runway_below"]
 
 #: What every balance message must tell people (contract "Balance").
-ZERO_BALANCE_NOTE = "At $0 RunPod stops every pod and terminates those without a network volume."
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -162,23 +161,6 @@ class BalanceFinding:
     @property
     def kind(self) -> Literal["balance"]:
         return "balance"
-
-    def payload(self, fired_at: datetime) -> dict[str, Any]:
-        """The contract's webhook body (JSON-ready), with ``note``
-        (:data:`ZERO_BALANCE_NOTE`) and ``crossed_at`` beside its fields."""
-        runway = self.runway_hours
-        return {
-            "id": self.id,
-            "kind": "balance",
-            "account": self.account,
-            "balance_usd": round(self.balance_usd, 2),
-            "spend_per_hr_usd": round(self.spend_per_hr_usd, 4),
-            "runway_hours": None if runway is None else round(runway, 2),
-            "level": {"type": self.level.type, "value": self.level.value},
-            "crossed_at": iso_z(self.crossed_at),
-            "fired_at": iso_z(fired_at),
-            "note": ZERO_BALANCE_NOTE,
-        }
 
 
 def evaluate_balance(

@@ -42,22 +42,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from daemon.core.model import IdleState, Pod, fmt_num, iso_z
+from daemon.core.model import IdleState, Pod, fmt_num, fold_gpu, iso_z
 
 GuardKind = Literal["idle", "uptime"]
 UNKNOWN_START = "unknown"  # run start in an idle id when RunPod gave no startedAt
 
 #: ``{level key: {pod id: IdleState}}`` for one account; see :func:`level_key`.
 IdleBook = dict[str, dict[str, IdleState]]
-
-
-def fold_gpu(name: str) -> str:
-    """``"NVIDIA  RTX a4500 "`` -> ``"nvidia rtx a4500"``: the key GPU names compare by.
-
-    The same rule as ``daemon.core.scopes.fold_gpu``, kept here so this module
-    does not pull in the config models through ``scopes``.
-    """
-    return " ".join(name.split()).casefold()
 
 
 # --------------------------------------------------------------------------- rules
@@ -146,42 +137,6 @@ class GuardFinding:
     idle_for: timedelta | None = None
     idle_cost_usd: float | None = None
     uptime_hours: float | None = None
-
-    def payload(self, fired_at: datetime) -> dict[str, Any]:
-        """The contract's webhook body for this finding (JSON-ready).
-
-        Beside the contract's fields it carries ``idle_minutes`` and
-        ``idle_cost_usd`` (idle) so that messages can say what the idle time cost.
-        """
-        out: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "account": self.account,
-            "guard": self.guard,
-            "pod_id": self.pod_id,
-            "pod_name": self.pod_name,
-            "gpu_type": self.gpu_type,
-            "cost_per_hr": self.cost_per_hr,
-            "run_started_at": _iso(self.run_started_at),
-            "fired_at": iso_z(fired_at),
-        }
-        if self.kind == "uptime":
-            return out | {"uptime_hours": _round(self.uptime_hours, 2)}
-        minutes = None if self.idle_for is None else self.idle_for.total_seconds() / 60
-        return out | {
-            "gpu_util": self.gpu_util,
-            "idle_since": _iso(self.idle_since),
-            "idle_minutes": _round(minutes, 1),
-            "idle_cost_usd": _round(self.idle_cost_usd, 2),
-        }
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else iso_z(t)
-
-
-def _round(x: float | None, digits: int) -> float | None:
-    return None if x is None else round(x, digits)
 
 
 # --------------------------------------------------------------------------- idle tracking

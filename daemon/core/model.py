@@ -344,3 +344,9 @@ def fmt_num(x: float | None) -> str:
     if x is None:
         return ""
     return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def fold_gpu(name: str) -> str:
+    """``"NVIDIA  RTX a4500 "`` -> ``"nvidia rtx a4500"``: the key GPU type names
+    compare by (RunPod's own list has ``NVIDIA  RTX A4500`` with two spaces)."""
+    return " ".join(name.split()).casefold()

@@ -26,15 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from daemon.config.models import Budget
-from daemon.core.model import TOTAL, Family, Group, Pod, PodInfo, SeriesKey
+from daemon.core.model import TOTAL, Family, Group, Pod, PodInfo, SeriesKey, fold_gpu
 
 UNKNOWN_GPU = "unknown"
 NON_POD_FAMILIES = ("serverless", "storage", "clusters", "public_endpoints")
-
-
-def fold_gpu(name: str) -> str:
-    """``"NVIDIA  RTX a4500 "`` -> ``"nvidia rtx a4500"``: the key GPU names compare by."""
-    return " ".join(name.split()).casefold()
 
 
 def budget_family(budget: Budget) -> Family:

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.core.balance import (
-    ZERO_BALANCE_NOTE,
     BalanceArming,
     BalanceFinding,
     BalanceRule,
@@ -18,6 +17,8 @@ from daemon.core.balance import (
     parse_duration,
 )
 from daemon.core.model import Balance
+from daemon.core.payload_pods import BalanceLevel, balance_payload
+from daemon.core.wording import ZERO_BALANCE_WARNING
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ACC = "research"
@@ -103,7 +104,7 @@ def test_runway_fires_on_burn_and_rearms_on_lower_burn() -> None:
     [f] = r.read(5, 100, burn=5)  # 20h
     assert f.id == "research:balance:runway_below:24h:2026-11-24T12:05:00Z"
     assert f.runway_hours == 20
-    assert f.payload(T0)["level"] == {"type": "runway_below", "value": "24h"}
+    assert sent(f)["level"] == {"type": "runway_below", "value": "24h"}
     assert r.read(10, 100, burn=1) == []  # 100h: armed again
     [g] = r.read(15, 100, burn=25)  # 4h: both at once, the shorter one fires
     assert g.level.value == "6h"
@@ -127,7 +128,8 @@ def test_usd_and_runway_fire_independently() -> None:
 
 def test_payload_fields() -> None:
     [f] = Reader(BalanceRule(below_usd=(25,))).read(0, 24.456, burn=3.5)
-    assert f.payload(T0 + timedelta(seconds=3)) == {
+    body = sent(f, T0 + timedelta(seconds=3))
+    assert {k: v for k, v in body.items() if k != "text"} == {
         "id": "research:balance:below_usd:25:2026-11-24T12:00:00Z",
         "kind": "balance",
         "account": "research",
@@ -135,13 +137,12 @@ def test_payload_fields() -> None:
         "spend_per_hr_usd": 3.5,
         "runway_hours": 6.99,
         "level": {"type": "below_usd", "value": 25},
-        "crossed_at": "2026-11-24T12:00:00Z",
         "fired_at": "2026-11-24T12:00:03Z",
-        "note": ZERO_BALANCE_NOTE,
     }
+    assert body["text"].endswith(ZERO_BALANCE_WARNING)
     [g] = Reader(BalanceRule(below_usd=(12.5,))).read(0, 1)
-    assert g.payload(T0)["runway_hours"] is None
-    assert g.payload(T0)["level"] == {"type": "below_usd", "value": 12.5}
+    assert sent(g)["runway_hours"] is None
+    assert sent(g)["level"] == {"type": "below_usd", "value": 12.5}
     assert g.id == "research:balance:below_usd:12.5:2026-11-24T12:00:00Z"
 
 
@@ -219,3 +220,14 @@ def test_each_level_fires_once_per_descent_and_only_the_most_urgent(
             want.append(("runway_below", min(now_run)))
         assert [(f.level.type, f.level.amount) for f in found] == want
         prev_usd, prev_run = now_usd, now_run
+
+
+def sent(f: BalanceFinding, at: datetime = T0) -> dict[str, object]:
+    """The payload the pipeline sends for ``f`` (core/payload_pods.py)."""
+    balance = Balance(f.balance_usd, f.spend_per_hr_usd)
+    record = balance_payload(
+        account=f.account, balance=balance, level=BalanceLevel(f.level.type, f.level.value),
+        crossed_at=f.crossed_at, fired_at=at,
+    )
+    assert record.id == f.id
+    return record.to_json()

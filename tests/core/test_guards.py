@@ -24,6 +24,7 @@ from daemon.core.guards import (
     track_idle,
 )
 from daemon.core.model import Pod, PodStatus
+from daemon.core.payload_pods import idle_payload, uptime_payload
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 START = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -289,9 +290,17 @@ def test_findings_carry_the_payload_and_the_stop_request() -> None:
     p = Poller(rule)
     p.poll(at(0), pod(util=(1.0, 2.0)))
     p.poll(at(6), pod(util=(0.0,)))
-    idle, uptime = p.poll(at(12), pod(util=(4.0, 2.0)))
+    last = pod(util=(4.0, 2.0))
+    idle, uptime = p.poll(at(12), last)
     assert (idle.stop, idle.dry_run, uptime.stop) == (True, False, True)
-    assert idle.payload(at(12)) == {
+    assert idle.idle_for == timedelta(minutes=12) and idle.idle_cost_usd == 0.5
+    # the payload the pipeline sends for this finding (core/payload_pods.py)
+    record = idle_payload(
+        account=idle.account, guard=idle.guard, pod=last, gpu_util=idle.gpu_util or 0.0,
+        idle_since=idle.idle_since or at(0), fired_at=at(12),
+    )
+    assert record.id == idle.id
+    assert record.to_json() == {
         "id": "research:both:pod=p1:2026-11-24T09:30:00Z:idle:2026-11-24T12:00:00Z",
         "kind": "idle",
         "account": "research",
@@ -301,14 +310,15 @@ def test_findings_carry_the_payload_and_the_stop_request() -> None:
         "gpu_type": "NVIDIA H100 80GB HBM3",
         "cost_per_hr": 2.5,
         "run_started_at": "2026-11-24T09:30:00Z",
-        "fired_at": "2026-11-24T12:12:00Z",
         "gpu_util": 4.0,
         "idle_since": "2026-11-24T12:00:00Z",
-        "idle_minutes": 12.0,
-        "idle_cost_usd": 0.5,
+        "fired_at": "2026-11-24T12:12:00Z",
     }
-    assert uptime.payload(at(12))["uptime_hours"] == 2.7
-    assert "gpu_util" not in uptime.payload(at(12))
+    up = uptime_payload(
+        account=uptime.account, guard=uptime.guard, pod=last, uptime_over="1h", fired_at=at(12)
+    )
+    assert up.id == uptime.id and uptime.uptime_hours == 2.7
+    assert up.to_json()["uptime_hours"] == 2.7 and "gpu_util" not in up.to_json()
 
 
 # --------------------------------------------------------------------------- storage
