@@ -36,6 +36,7 @@ log = structlog.get_logger("daemon.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Long on purpose: argparse declarations, one per command and option.
     p = argparse.ArgumentParser(
         prog="runpod-budget",
         description="Budget alerts and enforcement for RunPod GPU pods.",

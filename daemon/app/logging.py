@@ -249,6 +249,7 @@ def configure_logging(
     to those given to ``register_secret``. ``stream`` defaults to
     ``sys.stderr``. Calling it again replaces the previous configuration.
     """
+    # Long on purpose: structlog's processor chain and the stdlib bridge, in the order they run.
     global _secrets_source  # noqa: PLW0603
     out: TextIO = stream if stream is not None else sys.stderr
     tty = _is_tty(out)

@@ -92,6 +92,7 @@ class Metrics:
     """Every metric the daemon exports, with one method per kind of event."""
 
     def __init__(self, version: str | None = None, *, process_metrics: bool = True) -> None:
+        # Long on purpose: one declaration per exported metric, in exposition order.
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._lock = threading.Lock()

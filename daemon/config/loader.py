@@ -232,6 +232,8 @@ def parse_config(
     require_api_keys: bool = True,
 ) -> Config:
     """Like ``load_config`` for text already read; ``file`` names it in problems."""
+    # Long on purpose: one pass that collects every problem (YAML, types,
+    # references) before reporting them together.
     env = os.environ if env is None else env
     try:
         doc = yaml_loader().load(text)

@@ -63,6 +63,8 @@ def _account_names(data: Mapping[str, Any], errors: Errors) -> set[str] | None:
 def reference_errors(data: Mapping[str, Any]) -> Errors:
     """Name, cross-reference and API-version errors of a config given as plain
     data, each at its own key."""
+    # Long on purpose: each cross-check is a few lines over the same raw data;
+    # split up they would re-walk it.
     errors: Errors = []
     notifiers = data.get("notifiers", {})
     known: set[str] | None = None

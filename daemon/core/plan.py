@@ -96,6 +96,7 @@ def plan_series(
     max_days: int = MAX_DAYS,
 ) -> list[FetchRequest]:
     """The requests that bring one series up to date for ``windows`` at ``now``."""
+    # Long on purpose: one walk over the hours and days of the series; the cases share its sets.
     if not windows:
         return []
     current = _h(floor_hour(now))

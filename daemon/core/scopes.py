@@ -226,6 +226,8 @@ def _pod_instances(
     *,
     cache: dict[str, PodFacts] | None = None,
 ) -> list[Instance]:
+    # Long on purpose: the three ways a pod budget cuts (per pod, per GPU type,
+    # one) share one pass over the pods.
     live = {p.id: p for p in pods or ()}
     ok = pod_matcher(budget.match, budget.except_pods)
     facts: dict[str, PodFacts] = {}

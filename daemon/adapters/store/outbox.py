@@ -72,6 +72,7 @@ class OutboxMixin(StoreBase):
         never overtake an earlier undelivered one. Permanently failed rows do
         not hold anything back. Raises ``StoreError``.
         """
+        # Long on purpose: one transaction (select heads, lease, read) that must stay together.
         now = aware(now, "now")
         until = now + timedelta(seconds=lease_seconds)
         o = outbox_t
