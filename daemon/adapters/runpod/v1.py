@@ -28,7 +28,7 @@ from daemon.adapters.runpod.parse import (
     check_all,
     validate,
 )
-from daemon.adapters.runpod.transport import Adapter, Transport, utc_param
+from daemon.adapters.runpod.transport import Adapter, utc_param
 from daemon.core.model import TOTAL, BucketLen, Family, Pod, PodStatus, Resource, SpendRecord
 from daemon.core.ports import ApiError
 
@@ -99,9 +99,6 @@ class RunPodV1(Adapter):
 
     version = "v1"
     families: frozenset[str] = FAMILIES
-
-    def __init__(self, transport: Transport) -> None:
-        super().__init__(transport)
 
     def billing(
         self, family: Family, *, bucket: BucketLen, start: datetime, end: datetime

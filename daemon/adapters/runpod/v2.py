@@ -21,7 +21,7 @@ from daemon.adapters.runpod.parse import (
     check_all,
     validate,
 )
-from daemon.adapters.runpod.transport import Adapter, Transport, utc_param
+from daemon.adapters.runpod.transport import Adapter, utc_param
 from daemon.core.model import BucketLen, Family, Pod, PodStatus, Resource, SpendRecord
 
 DEFAULT_BASE_URL: Final = "https://api.runpod.io/v2"
@@ -176,9 +176,6 @@ class RunPodV2(Adapter):
 
     version = "v2"
     families: frozenset[str] = FAMILIES
-
-    def __init__(self, transport: Transport) -> None:
-        super().__init__(transport)
 
     def billing(
         self, family: Family, *, bucket: BucketLen, start: datetime, end: datetime

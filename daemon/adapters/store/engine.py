@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from daemon.core import wording
 from daemon.core.ports import StoreError
 
 SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -250,14 +251,12 @@ def _json_default(o: object) -> Any:
 
 
 def dumps(d: Any) -> str:
-    return json.dumps(d, default=_json_default, ensure_ascii=False)
+    # strict JSON: a NaN or infinity in a stored payload would not be JSON
+    return json.dumps(d, default=_json_default, ensure_ascii=False, allow_nan=False)
 
 
 def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    """A stored ISO-8601 text as aware UTC (a naive one is taken as UTC); None
+    for anything else."""
+    t = wording.parse_time(value) if isinstance(value, str) else None
+    return None if t is None else t.astimezone(UTC)
