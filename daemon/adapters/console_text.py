@@ -74,6 +74,11 @@ def _digest(p: P, zone: ZoneInfo) -> str:
         f"today {money(s.get('today'))} · week {money(s.get('week_to_date'))} · "
         f"month {money(s.get('month_to_date'))}"
     )
+    families = p.get("by_family") or []
+    if families:
+        line += " · month by family: " + ", ".join(
+            f"{f.get('family')} {money(f.get('month_to_date'))}" for f in families
+        )
     budgets = p.get("budgets") or []
     if budgets:
         line += " · " + ", ".join(f"{b.get('budget')} {pct(b.get('percent'))}" for b in budgets)

@@ -203,7 +203,19 @@ def _digest_blocks(p: P, zone: ZoneInfo, console_url: str) -> list[Block]:
             ]
         )
     )
-    for title, key in (("Top pods", "top_pods"), ("Top GPU types", "top_gpu_types")):
+    families = p.get("by_family") or []
+    if families:
+        rows = [
+            f"• {_e(f.get('family'))}: today {money(f.get('today'))} · week "
+            f"{money(f.get('week_to_date'))} · month {money(f.get('month_to_date'))}"
+            for f in families
+        ]
+        blocks.append(_section("*By resource family*\n" + "\n".join(rows)))
+    for title, key in (
+        ("Top pods", "top_pods"),
+        ("Top GPU types", "top_gpu_types"),
+        ("Top serverless endpoints", "top_endpoints"),
+    ):
         items = p.get(key) or []
         if items:
             lines = [

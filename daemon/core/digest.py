@@ -93,14 +93,28 @@ def summarize(
     top_n = config.digest.top if config.digest is not None else 5
     by_pod = _hourly(data, accounts, "pods", hours, pod_key)
     by_gpu = _hourly(data, accounts, "pods", hours, lambda a, p: facts(a, p)[1])
+    endpoint_names = {
+        rid: f"{name} ({rid})"
+        for a in accounts
+        for rid, name in data.names.get((a, "serverless"), {}).items()
+    }
+    by_endpoint = _hourly(data, accounts, "serverless", hours, lambda a, r: r)
+    split = [family_split(data, accounts, w.start, w.end) for w in (day, week, month)]
+    families = tuple(
+        (fam, split[0][fam], split[1][fam], split[2][fam])
+        for fam in RESOURCE_FAMILIES
+        if any(s[fam] for s in split)
+    )
     return DigestData(
         period="daily",
         date=now.astimezone(zone).date(),
         timezone=config.timezone,
         account=None,
-        spend_today=family_split(data, accounts, day.start, day.end)[TOTAL],
-        spend_week=family_split(data, accounts, week.start, week.end)[TOTAL],
-        spend_month=family_split(data, accounts, month.start, month.end)[TOTAL],
+        spend_today=split[0][TOTAL],
+        spend_week=split[1][TOTAL],
+        spend_month=split[2][TOTAL],
+        families=families,
+        top_endpoints=_top(by_endpoint, hours, top_n, lambda r: endpoint_names.get(r, r)),
         top_pods=_top(by_pod, hours, top_n, lambda k: names.get(k, k)),
         top_gpu_types=_top(by_gpu, hours, top_n, str),
         budgets=tuple(

@@ -79,6 +79,10 @@ class DigestData:
     top_pods: tuple[DigestItem, ...] = ()
     top_gpu_types: tuple[DigestItem, ...] = ()
     budgets: tuple[DigestBudget, ...] = ()
+    #: spend per resource family (pods, serverless, storage, clusters,
+    #: public_endpoints): (family, today, week to date, month to date)
+    families: tuple[tuple[str, float, float, float], ...] = ()
+    top_endpoints: tuple[DigestItem, ...] = ()
 
 
 def digest_id(account: str | None, local_date: date) -> str:
@@ -120,6 +124,11 @@ class DigestPayload:
             "top_pods": [i.json() for i in d.top_pods],
             "top_gpu_types": [i.json() for i in d.top_gpu_types],
             "budgets": [b.json() for b in d.budgets],
+            "by_family": [
+                {"family": f, "today": usd(t), "week_to_date": usd(w), "month_to_date": usd(m)}
+                for f, t, w, m in d.families
+            ],
+            "top_endpoints": [i.json() for i in d.top_endpoints],
             "fired_at": iso_z(self.fired_at),
         }
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from daemon.config.models import Config
 from daemon.core.digest import family_split, summarize
 from daemon.core.model import TOTAL, Group, InstanceStatus, PodInfo, SeriesKey, SpendPoint, Window
-from daemon.core.payload_digest import DigestBudget, DigestData, DigestItem
+from daemon.core.payload_digest import DigestBudget, DigestData, DigestItem, digest_payload
 from daemon.core.spend import SpendData
 from tests.core.helpers import pod
 
@@ -200,3 +200,34 @@ def test_no_data_gives_zeros_and_empty_lists() -> None:
     assert (d.spend_today, d.spend_week, d.spend_month) == (0, 0, 0)
     assert d.top_pods == () and d.top_gpu_types == () and d.budgets == ()
     assert DigestItem("x", 0.0).hourly == ()
+
+
+def test_digest_shows_the_split_by_family_and_the_top_endpoints() -> None:
+    # storage keeps billing with every pod stopped; serverless runs today only
+    acct = [
+        SpendPoint(utc(2026, 11, d), name, amount, 24)
+        for d in range(1, 24)
+        for name, amount in ((TOTAL, 2.0), ("pods", 1.0), ("storage", 1.0))
+    ] + [
+        SpendPoint(utc(2026, 11, 24, 10), TOTAL, 3.5),
+        SpendPoint(utc(2026, 11, 24, 10), "storage", 0.5),
+        SpendPoint(utc(2026, 11, 24, 10), "serverless", 3.0),
+    ]
+    endpoints = [SpendPoint(utc(2026, 11, 24, 10), "ep-1", 3.0)]
+    d = SpendData.of(
+        {ACC: acct, SeriesKey("default", "serverless"): endpoints},
+        {},
+        {("default", "serverless"): {"ep-1": "sdxl"}},
+    )
+    got = summary(config("UTC"), d)
+    by = {f: (t, w, m) for f, t, w, m in got.families}
+    assert by == {
+        "pods": (0.0, 1.0, 23.0),
+        "serverless": (3.0, 3.0, 3.0),
+        "storage": (0.5, 1.5, 23.5),
+    }
+    assert [(i.label, i.spend) for i in got.top_endpoints] == [("sdxl (ep-1)", 3.0)]
+    payload = digest_payload(got, NOW)
+    assert payload["by_family"][2] == {
+        "family": "storage", "today": 0.5, "week_to_date": 1.5, "month_to_date": 23.5,
+    }
