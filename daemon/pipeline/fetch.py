@@ -12,7 +12,7 @@ do.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -23,6 +23,7 @@ from daemon.core import plan
 from daemon.core.model import (
     TOTAL,
     Family,
+    FetchRequest,
     Pod,
     SeriesKey,
     SpendPoint,
@@ -93,11 +94,14 @@ def fetch_billing(
     """Run the planner's requests and store each answer. A series whose family
     the account's API cannot serve (v1: clusters) is not asked for; after the
     first failure of an account its other requests wait for the next cycle
-    (one clear error per account and cycle)."""
+    (one clear error per account and cycle). An answer over the body cap is
+    asked for again in halves (down to one bucket), so an account of any size
+    completes its cold start instead of asking for the same range forever."""
     held = {s: store.coverage(s) for s in needed}
-    requests = plan.plan_fetch(needed, held, now)
+    queue = list(plan.plan_fetch(needed, held, now))
     out = BillingFetch()
-    for req in requests:
+    while queue:
+        req = queue.pop(0)
         acc = req.series.account
         if acc in out.errors:
             continue
@@ -110,6 +114,12 @@ def fetch_billing(
                 req.series.family, bucket=req.bucket, start=req.start, end=req.end
             )
         except ApiError as e:
+            halves = _halves(req) if e.reason == "too_large" else None
+            if halves is not None:
+                log.info("billing.split", account=acc, family=req.series.family,
+                         start=iso_z(req.start), end=iso_z(req.end))  # fmt: skip
+                queue[:0] = halves
+                continue
             out.errors[acc] = e
             log.error(
                 "billing.fetch_failed",
@@ -135,6 +145,16 @@ def fetch_billing(
             records=len(records),
         )
     return out
+
+
+def _halves(req: FetchRequest) -> list[FetchRequest] | None:
+    """``req`` cut in two at a bucket boundary; None for a single bucket."""
+    step = timedelta(hours=plan.bucket_hours(req.bucket))
+    buckets = round((req.end - req.start) / step)
+    if buckets < 2:
+        return None
+    mid = req.start + step * (buckets // 2)
+    return [replace(req, end=mid), replace(req, start=mid)]
 
 
 @dataclass
