@@ -115,7 +115,7 @@ def test_concurrent_replicas_deliver_each_alert_exactly_once(
         while t <= T0 + 16 * H:
             growing.clock.set(t)
             if t == outage[0]:
-                growing.fail("/v1/billing/pods", status=500, times=1_000_000)
+                growing.fail(ds[0].path("/billing"), status=500, times=1_000_000)
             if t == outage[1]:
                 growing.clear_faults()
             for result in together([d.cycle for d in ds], store_errors=True):
