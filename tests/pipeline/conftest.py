@@ -138,7 +138,8 @@ class Daemon:
         self.url = url
         self.schema = schema
         self.slack_base_url = slack_base_url
-        self.api: RunPodApi = api or fast_api(sim, self.version)
+        # three attempts: enough to show retries, few enough to keep outages quick
+        self.api: RunPodApi = api or fast_api(sim, self.version, max_attempts=3)
         self.balance_api: BalanceApi | None = (
             make_balance_api(sim.api_key, url=sim.graphql_url, **FAST)
             if config.balance is not None
