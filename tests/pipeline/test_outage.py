@@ -1,0 +1,85 @@
+"""Bad data from RunPod: an outage is told once (the health notice), not as
+a stream of refusals; an absurd amount is refused and costs no threshold.
+
+Scenario GROWING (see conftest): one pod at 10 $/h from midnight UTC.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from daemon.simulator import Simulator
+from tests.pipeline.conftest import (
+    T0,
+    Daemon,
+    H,
+    M,
+    day_budget,
+    hook_ids,
+    make_config,
+    payloads,
+    sqlite_url,
+)
+from tests.support.receiver import Receiver
+
+DAY = "2026-11-24T00:00:00Z"
+
+
+def test_an_outage_is_told_by_the_health_notice_not_by_stale_data_refusals(
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
+) -> None:
+    budget = day_budget("pod-daily", per="pod", thresholds=[100], enforce={"at": 50})
+    config = make_config(rx, [budget], health={"after": "10m"}, version=version)
+    d = Daemon(growing, config, sqlite_url(tmp_path))
+    pod_key = f"default:pod-daily:pod=pod-grow:{DAY}"
+    try:
+        d.clock.set(T0 + 5 * H + 30 * M)  # 55 USD: over enforce.at (a dry run by default)
+        assert [a.id for a in d.cycle().alerts] == [f"{pod_key}:enforce:pod-grow:would_stop"]
+
+        growing.fail(d.path("/billing"), status=503, times=1_000_000)
+        outage = T0 + 5 * H + 35 * M
+        per_poll = []
+        for minutes in (0, 5, 10, 15):
+            d.clock.set(outage + minutes * M)
+            result = d.cycle()
+            assert result.fetch_errors
+            # the plan refuses on stale data (audited), but that is not news
+            assert any("stale_data" in line for line in result.enforcement_log) or minutes
+            per_poll.append([a.id for a in result.alerts])
+    finally:
+        d.close()
+    assert per_poll == [[], [], [f"default:health:unusable:{outage:%Y-%m-%dT%H:%M:%SZ}"], []]
+    assert not [i for i in hook_ids(rx) if "stale_data" in i]
+    assert [p["kind"] for p in payloads(rx)] == ["enforcement", "health"]
+
+
+def test_an_absurd_amount_is_refused_and_the_real_alert_still_fires(
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
+) -> None:
+    d = Daemon(growing, make_config(rx, [day_budget()], version=version), sqlite_url(tmp_path))
+    try:
+        d.clock.set(T0 + 4 * H)
+        assert d.cycle().alerts == []  # 40 USD
+
+        # one answer with 1e308 USD in a record: every threshold would "cross"
+        growing.fail(d.path("/billing"), kind="bad_record", record="huge_amount", times=1)
+        d.clock.set(T0 + 5 * H + 30 * M)
+        with capture_logs() as logs:
+            result = d.cycle()
+        (err,) = result.fetch_errors.values()
+        assert err.reason == "bad_record"
+        assert result.alerts == [] and rx.requests == []
+        failed = [x for x in logs if x["event"] == "billing.fetch_failed"]
+        assert len(failed) == 1 and "Traceback" not in failed[0]["error"]
+        assert all(s.spend < 1000 for s in result.evaluation.statuses)
+
+        d.clock.set(T0 + 5 * H + 35 * M)
+        result = d.cycle()
+        assert result.billing_ok
+    finally:
+        d.close()
+    # the 50 % alert of the day, with the real spend: nothing was used up
+    assert hook_ids(rx) == [f"default:daily:all:{DAY}:threshold:50"]
+    assert round(payloads(rx)[0]["spend_usd"], 2) == 55.83
