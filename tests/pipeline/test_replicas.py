@@ -191,8 +191,9 @@ def test_replicas_send_one_digest_per_day(
 def test_a_replica_does_not_send_rows_whose_lease_ran_out_during_a_slow_batch(
     growing: Simulator, rx: Receiver, state: State
 ) -> None:
-    """Replica A claims a backlog of 4 rows for one notifier (lease 120 s from the
-    claim) and sends them one by one to a slow endpoint. By the time its first
+    """Replica A claims a backlog of 4 rows for one notifier (leased for the
+    webhook's timeout plus a margin, ``lease_for``) and sends them one by one
+    to a slow endpoint. By the time its first
     send returns the lease has run out (modelled by moving the shared clock
     past it); replica B then claims the remaining rows. A must not go on sending
     rows it no longer holds."""
