@@ -164,9 +164,16 @@ def test_an_idle_guard_that_stops_goes_through_the_enforcement_checks(
             d.clock.set(T0 + 1 * H + 30 * M)
             result = d.cycle()
             audit = d.store.audit()
+            capped_status = {p: sim.pod(p).desired_status for p in ("pod-idle", "pod-idle2")}
+            d.clock.set(T0 + 1 * H + 35 * M)
+            later = d.cycle()  # a fresh cap: the pod held back goes now
         finally:
             d.close()
-    outcomes = {(p["pod_id"], p["action"], p.get("reason")) for p in kinds(rx, "enforcement")}
+    assert sorted(capped_status.values()) == ["EXITED", "RUNNING"]
+    assert sim.pod("pod-idle").desired_status == sim.pod("pod-idle2").desired_status == "EXITED"
+    assert any(line.startswith("stopped pod") for line in later.enforcement_log)
+    outcomes = {(p["pod_id"], p["action"], p.get("reason")) for p in kinds(rx, "enforcement")
+                if p["fired_at"] == "2026-11-24T01:30:00Z"}
     stopped = {pod for pod, action, _ in outcomes if action == "stopped"}
     assert len(stopped) == 1 and stopped < {"pod-idle", "pod-idle2"}  # the cap: one per cycle
     (capped,) = {"pod-idle", "pod-idle2"} - stopped
@@ -177,9 +184,8 @@ def test_an_idle_guard_that_stops_goes_through_the_enforcement_checks(
     }, outcomes
     assert sim.pod("pod-locked").desired_status == "RUNNING"
     assert sim.pod("pod-kept").desired_status == "RUNNING"  # never watched
-    assert sim.pod(next(iter(stopped))).desired_status == "EXITED"
-    assert [r.path for r in sim.requests if r.method == "POST"] == [
-        f"/v2/pods/{next(iter(stopped))}/action"]
+    posts = [r.path for r in sim.requests if r.method == "POST"]
+    assert posts == [f"/v2/pods/{next(iter(stopped))}/action", f"/v2/pods/{capped}/action"]
     assert {r["event"] for r in audit} == {"stop", "enforce.refused"}
     assert any(r["event"] == "stop" and r["result"] == "stopped" for r in audit)
     assert result.enforcement_log
@@ -209,3 +215,54 @@ def test_uptime_fires_once_per_run(rx: Receiver, tmp_path: Path) -> None:
         T0 + 5 * H + 30 * M: ["default:ttl:pod=pod-busy:2026-11-24T03:00:00Z:uptime"],
     }
     assert [p["uptime_hours"] for p in kinds(rx, "uptime")] == [2.5, 2.5]
+
+
+def test_runway_fires_once_for_the_most_urgent_level(rx: Receiver, tmp_path: Path) -> None:
+    # 10 $/h: 60 USD is 6 h of runway at midnight, 4 h at 02:00Z, 1 h at 05:00Z
+    config = make_config(rx, [day_budget(limit=1000)], balance={"runway_below": ["4h", "2h"]})
+    with running_simulator(DRAINING, clock=FakeClock(T0)) as sim:
+        d = Daemon(sim, config, sqlite_url(tmp_path))
+        try:
+            d.clock.set(T0 + 30 * M)
+            assert d.cycle().alerts == []  # 5.5 h
+            d.clock.set(T0 + 4 * H + 30 * M)  # 1.5 h: both levels crossed at once
+            (alert,) = d.cycle().alerts
+            for minutes in (35, 40, 45):
+                d.clock.set(T0 + 4 * H + minutes * M)
+                assert d.cycle().alerts == []
+        finally:
+            d.close()
+    (p,) = kinds(rx, "balance")
+    assert p["id"] == alert.id
+    assert p["level"] == {"type": "runway_below", "value": "2h"}
+    assert p["runway_hours"] == 1.5 and p["spend_per_hr_usd"] == 10.0
+
+
+def test_a_dry_run_announces_idle_and_balance_without_using_them_up(
+    rx: Receiver, tmp_path: Path
+) -> None:
+    guard = {**IDLE_GUARD, "match": {"pod_name": "dev-idle"}}
+    config = make_config(rx, [day_budget(limit=1000)], guards=[guard],
+                         balance={"below_usd": [100]}, notify=("hook",))
+    with running_simulator(DEV, clock=FakeClock(T0 + 1 * H)) as sim:
+        sim.top_up(-960)  # 40 USD left: under 100 from the start
+        d = Daemon(sim, config, sqlite_url(tmp_path))
+        try:
+            for minutes in range(0, 30, 5):
+                d.clock.set(T0 + 1 * H + minutes * M)
+                d.cycle(dry_run=True)  # nothing stored: the balance stays armed
+            book = d.store.get_meta("guards:default:idle")
+            assert book in (None, "")
+            for minutes in range(0, 30, 5):  # real samples from 01:00Z
+                d.clock.set(T0 + 1 * H + minutes * M)
+                d.cycle()
+            assert kinds(rx, "balance") and not kinds(rx, "idle")
+            book = d.store.get_meta("guards:default:idle")
+            d.clock.set(T0 + 1 * H + 30 * M)
+            dry = d.cycle(dry_run=True)
+            assert [a.kind for a in dry.alerts] == ["idle"]  # what would go out
+            assert d.store.get_meta("guards:default:idle") == book  # not advanced
+            assert [a.kind for a in d.cycle().alerts] == ["idle"]  # still due for real
+        finally:
+            d.close()
+    assert [p["kind"] for p in payloads(rx)] == ["balance", "idle"]
