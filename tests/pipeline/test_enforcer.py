@@ -527,6 +527,9 @@ def test_a_409_conflict_is_not_retried(sim_v2: Simulator, store: SqlStore) -> No
     assert [a.id.rsplit(":", 2)[-2:] for a in alerts] == [["refused", "not_stoppable"]]
     assert e.status_of(RUNAWAY) == "RUNNING"
     e.clock.advance(timedelta(minutes=5))
-    results, _ = e.cycle()
-    assert [r.action for r in results] == ["refused"]
+    results, alerts = e.cycle()
+    # the same refusal, already told: not "already_stopped" (it never was) nor news
+    assert [(r.action, r.reason, r.repeat) for r in results] == [
+        ("refused", "not_stoppable", True)]
+    assert alerts == []
     assert e.stop_calls(RUNAWAY) == 1  # never asked again in this window
