@@ -171,11 +171,19 @@ def stage_enforce(
     # An outage is told once by the health notice; refusals it causes are not
     # news of their own (they stay in the audit and the log).
     alerts = [
-        a
-        for a in enforcer.alerts(results, deps.config, now)
-        if not (fetched.errors and a.payload.get("reason") == "stale_data")
+        a for a in enforcer.alerts(results, deps.config, now) if not _outage_refusal(a, fetched)
     ]
     return plan, describe_results(results), alerts
+
+
+def _outage_refusal(alert: Alert, fetched: Fetched) -> bool:
+    """True for a refusal that only repeats this cycle's outage: stale data
+    while billing fails, or no pod list while the account's ``GET /pods``
+    fails (a re-check failing right before a stop is still news)."""
+    reason = alert.payload.get("reason")
+    if reason == "stale_data":
+        return bool(fetched.errors)
+    return reason == "pods_unavailable" and alert.payload.get("account") in fetched.pod_errors
 
 
 def stage_health(
