@@ -83,3 +83,26 @@ def test_an_absurd_amount_is_refused_and_the_real_alert_still_fires(
     # the 50 % alert of the day, with the real spend: nothing was used up
     assert hook_ids(rx) == [f"default:daily:all:{DAY}:threshold:50"]
     assert round(payloads(rx)[0]["spend_usd"], 2) == 55.83
+
+
+def test_a_pods_outage_is_told_by_the_health_notice_not_by_refusals(
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
+) -> None:
+    budget = day_budget("pod-daily", per="pod", thresholds=[100],
+                        enforce={"at": 50, "dry_run": False})
+    config = make_config(rx, [budget], health={"after": "10m"}, version=version)
+    d = Daemon(growing, config, sqlite_url(tmp_path))
+    outage = T0 + 5 * H + 30 * M  # 55 USD: over enforce.at, but GET /pods fails
+    growing.fail(d.path("/pods"), status=503, times=1_000_000, method="GET")
+    try:
+        per_poll = []
+        for minutes in (0, 5, 10, 15):
+            d.clock.set(outage + minutes * M)
+            result = d.cycle()
+            assert result.billing_ok and result.pod_errors
+            per_poll.append([a.id for a in result.alerts])
+    finally:
+        d.close()
+    # the stop is refused (pods_unavailable, audited) but only the outage is news
+    assert per_poll == [[], [], [f"default:health:pods:unusable:{outage:%Y-%m-%dT%H:%M:%SZ}"], []]
+    assert growing.pod("pod-grow").desired_status == "RUNNING"
