@@ -16,6 +16,7 @@ writes ``api: {version: v1}`` for v1 and leaves the ``api`` section out for v2
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections import Counter
@@ -146,12 +147,14 @@ class Daemon:
             else None
         )
         self.store: SqlStore = open_store(url, schema=schema)
+        self.console = io.StringIO()  # what console notifiers print
         self.notifiers: dict[str, Notifier] = self._notifiers()
         self.enforcer_events: list[tuple[str, str]] = []
 
     def _notifiers(self) -> dict[str, Notifier]:
         return build_notifiers(
-            self.config.notifiers, zone=self.config.zone, slack_base_url=self.slack_base_url
+            self.config.notifiers, zone=self.config.zone, slack_base_url=self.slack_base_url,
+            console_stream=self.console,
         )
 
     @property

@@ -32,15 +32,22 @@ DAY = "2026-11-24T00:00:00Z"
 # ---------------------------------------------------------------------------- grouping
 
 
-def test_a_burst_reaches_slack_as_one_summary_and_a_webhook_as_one_event_each(
+def test_a_burst_reaches_slack_and_console_as_one_summary_and_a_webhook_as_one_event_each(
     growing: Simulator, rx: Receiver, tmp_path: Path
 ) -> None:
     budgets = [day_budget(f"team-{i}", thresholds=[50]) for i in range(5)]
-    config = make_config(rx, budgets, grouping={"max_individual": 3})
+    notifiers = {
+        "hook": {"type": "webhook", "url": rx.url + HOOK, "timeout": 5},
+        "ops": {"type": "slack", "webhook_url": rx.url + SLACK, "timeout": 5},
+        "con": {"type": "console"},
+    }
+    config = make_config(rx, budgets, grouping={"max_individual": 3}, notifiers=notifiers,
+                         notify=("hook", "ops", "con"))
     d = Daemon(growing, config, sqlite_url(tmp_path))
     try:
         d.clock.set(T0 + 5 * H + 30 * M)
         result = d.cycle()
+        console = d.console.getvalue()
         ledger = {e.id for e in d.store.ledger("default", T0)}
         d.clock.set(T0 + 5 * H + 35 * M)
         assert d.cycle().alerts == []  # and nothing is sent again
@@ -53,6 +60,10 @@ def test_a_burst_reaches_slack_as_one_summary_and_a_webhook_as_one_event_each(
     text = summary.text
     assert all(f"team-{i}" in text for i in range(5)), text
     assert {aid for aid, n in result.delivery.delivered if n == "ops"} == ids
+    # the console, read by people too, prints one summary, not five alerts
+    assert console.count("[SUMMARY]") == 1 and "5 budget alerts" in console
+    assert "[THRESHOLD]" not in console
+    assert all(f"team-{i}" in console for i in range(5))
 
 
 def test_up_to_max_individual_alerts_go_to_slack_one_by_one(
