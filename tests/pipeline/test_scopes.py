@@ -65,6 +65,9 @@ def test_a_terminated_pod_still_counts_under_its_gpu_type(
             assert digest is not None
             assert [g["label"] for g in digest.payload["top_gpu_types"]] == [L4]
             assert digest.payload["top_gpu_types"][0]["spend_usd"] == 40.0
+            # and under its remembered name among the pods
+            assert [p["label"] for p in digest.payload["top_pods"]] == [
+                "train-short (pod-short)"]
 
             # a state that never saw the pod listed cannot know its GPU type
             assert [a.id for a in fresh.cycle().alerts] == [
