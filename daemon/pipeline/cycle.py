@@ -198,6 +198,12 @@ def stage_health(
     for acc, failure in watched.failures.items():
         failures[(acc, "balance")] = failure
     sources: tuple[Source, ...] = ("billing", "pods", "balance")
+    # pods are not asked for when billing failed: not a recovery of GET /pods
+    unread: list[tuple[str, Source]] = [
+        (acc, "pods")
+        for acc, listing in fetched.pods.items()
+        if listing is None and acc not in fetched.pod_errors
+    ]
     return health_notices(
         [a.name for a in config.accounts],
         failures,
@@ -207,6 +213,7 @@ def stage_health(
         after=config.health.after,
         notify=config.health_notify(),
         now=now,
+        unread=unread,
     )
 
 
