@@ -106,3 +106,34 @@ def test_a_pods_outage_is_told_by_the_health_notice_not_by_refusals(
     # the stop is refused (pods_unavailable, audited) but only the outage is news
     assert per_poll == [[], [], [f"default:health:pods:unusable:{outage:%Y-%m-%dT%H:%M:%SZ}"], []]
     assert growing.pod("pod-grow").desired_status == "RUNNING"
+
+
+def test_a_pods_outage_is_not_called_over_while_billing_fails(
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
+) -> None:
+    # GET /pods is not tried when billing failed: that is no recovery of it
+    config = make_config(rx, [day_budget()], health={"after": "10m"}, version=version)
+    d = Daemon(growing, config, sqlite_url(tmp_path))
+    start = T0 + 1 * H
+    since = f"{start:%Y-%m-%dT%H:%M:%SZ}"
+    growing.fail(d.path("/pods"), status=503, times=1_000_000, method="GET")
+    try:
+        decided = []
+        for minutes in (0, 5, 11, 15, 20, 25, 35):
+            if minutes == 20:
+                growing.fail(d.path("/billing"), status=503, times=1_000_000)
+            d.clock.set(start + minutes * M)
+            decided += [a.id for a in d.cycle().alerts]
+        growing.clear_faults()
+        d.clock.set(start + 40 * M)
+        decided += [a.id for a in d.cycle().alerts]
+    finally:
+        d.close()
+    billing = f"{start + 20 * M:%Y-%m-%dT%H:%M:%SZ}"
+    assert decided[:2] == [
+        f"default:health:pods:unusable:{since}",
+        f"default:health:unusable:{billing}",  # billing, 10 minutes into its outage
+    ]
+    # the pods outage ends only once GET /pods answers again (the last cycle)
+    assert sorted(decided[2:]) == sorted([
+        f"default:health:pods:recovered:{since}", f"default:health:recovered:{billing}"])
