@@ -137,3 +137,38 @@ def test_a_pods_outage_is_not_called_over_while_billing_fails(
     # the pods outage ends only once GET /pods answers again (the last cycle)
     assert sorted(decided[2:]) == sorted([
         f"default:health:pods:recovered:{since}", f"default:health:recovered:{billing}"])
+
+
+def test_one_accounts_billing_outage_does_not_block_the_others_enforcement(
+    rx: Receiver, tmp_path: Path, version: str
+) -> None:
+    from daemon.pipeline.cycle import run_cycle
+    from daemon.simulator import FakeClock
+    from tests.pipeline.conftest import GROWING
+    from tests.support.simulator import fast_api, running_simulator
+
+    clock = FakeClock(T0 + 5 * H + 30 * M)  # 55 USD on each account's pod
+    budget = day_budget("pod-daily", per="pod", thresholds=[100],
+                        enforce={"at": 50, "dry_run": False})
+    config = make_config(rx, [budget], version=version, health={"after": "1h"},
+                         accounts=[{"name": "good"}, {"name": "bad"}])
+    other = {"pods": [dict(GROWING["pods"][0], id="pod-bad", name="train-bad")]}
+    with running_simulator(GROWING, clock=clock) as good, \
+            running_simulator(other, clock=clock) as bad:
+        d = Daemon(good, config, sqlite_url(tmp_path))
+        bad_api = fast_api(bad, version, max_attempts=2)
+        try:
+            bad.fail(d.path("/billing"), status=503, times=1_000_000)
+            deps = d.deps
+            deps.apis = {"good": d.api, "bad": bad_api}
+            deps.enforcer = None  # rebuilt over both accounts' pods
+            result = run_cycle(deps)
+            assert set(result.fetch_errors) == {"bad"}
+        finally:
+            bad_api.close()
+            d.close()
+        # the good account's data is fresh: its pod is stopped; the bad one's is not
+        assert good.pod("pod-grow").desired_status == "EXITED"
+        assert bad.pod("pod-bad").desired_status == "RUNNING"
+    assert [(p["account"], p["action"]) for p in payloads(rx) if p["kind"] == "enforcement"] == [
+        ("good", "stopped")]
