@@ -1,6 +1,7 @@
 """Balance and guards end to end (contract "Balance", "Guards: idle and
 long-running pods"): the simulator on v2 (idle needs the GPU utilisation only
-v2 reports) and GraphQL, a SQLite file, the recording receiver.
+v2 reports: an idle guard with api.version v1 is a config error) and GraphQL,
+a SQLite file, the recording receiver. Uptime runs on both versions.
 """
 
 from __future__ import annotations
@@ -194,9 +195,10 @@ def test_an_idle_guard_that_stops_goes_through_the_enforcement_checks(
 # ---------------------------------------------------------------------------- uptime
 
 
-def test_uptime_fires_once_per_run(rx: Receiver, tmp_path: Path) -> None:
+def test_uptime_fires_once_per_run(rx: Receiver, tmp_path: Path, version: str) -> None:
+    # shared by both versions: the run start is v2's startedAt, v1's lastStartedAt
     guard = {"name": "ttl", "uptime_over": "2h", "match": {"pod_name": "dev-busy"}}
-    config = make_config(rx, [day_budget(limit=1000)], guards=[guard])
+    config = make_config(rx, [day_budget(limit=1000)], guards=[guard], version=version)
     with running_simulator(DEV, clock=FakeClock(T0 + 1 * H)) as sim:
         d = Daemon(sim, config, sqlite_url(tmp_path))
 
