@@ -61,6 +61,7 @@ def health_notices(
     after: timedelta,
     notify: Sequence[str],
     now: datetime,
+    unread: Collection[tuple[str, Source]] = (),
 ) -> tuple[list[Alert], dict[str, str]]:
     """The health alerts of this cycle and the meta updates that go with them.
 
@@ -68,13 +69,15 @@ def health_notices(
     reads a meta value; ``told(account, since)`` gives the alert ids in the
     ledger since ``since`` (a recovery is only told for an outage that was);
     ``watched`` are the sources this config reads (no balance section: no
-    balance health).
+    balance health). ``unread`` holds (account, source) pairs not tried this
+    cycle (pods are skipped when billing failed): their state stays as it
+    is, since an outage that was not looked at has not been seen to end.
     """
     out: list[Alert] = []
     updates: dict[str, str] = {}
     for acc in accounts:
         for source in SOURCES:
-            if source not in watched:
+            if source not in watched or (acc, source) in unread:
                 continue
             key = since_key(acc, source)
             since_s = stored(key)

@@ -13,7 +13,7 @@ describing instead of stopping and nothing delivered.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -164,9 +164,7 @@ def stage_enforce(
 ) -> tuple[EnforcementPlan, list[str], list[Alert]]:
     """Plan stops (budgets' and guards') and carry them out (or describe
     them in a dry run)."""
-    plan = plan_enforcement(
-        deps.config, evaluation.statuses, fetched.pods, not fetched.errors, now, requests=requests
-    )
+    plan = plan_stops(deps.config, evaluation, fetched, requests, now)
     enforcer = deps.get_enforcer()
     if dry_run:
         return plan, enforcer.describe(plan), []
@@ -175,11 +173,39 @@ def stage_enforce(
     # An outage is told once by the health notice; refusals it causes are not
     # news of their own (they stay in the audit and the log).
     alerts = [
-        a
-        for a in enforcer.alerts(results, deps.config, now)
-        if not (fetched.errors and a.payload.get("reason") == "stale_data")
+        a for a in enforcer.alerts(results, deps.config, now) if not _outage_refusal(a, fetched)
     ]
     return plan, describe_results(results), alerts
+
+
+def plan_stops(
+    config: Config,
+    evaluation: Evaluation,
+    fetched: Fetched,
+    requests: Sequence[StopRequest],
+    now: datetime,
+) -> EnforcementPlan:
+    """The cycle's plan. Staleness is per account: an account whose billing
+    failed gets ``stale_data`` refusals, the others (fresh data) are planned
+    as usual, so one account's outage does not hold back another's stops.
+    Only the fresh plan can stop pods, so it alone holds the cap."""
+    stale = [s for s in evaluation.statuses if s.account in fetched.errors]
+    fresh = [s for s in evaluation.statuses if s.account not in fetched.errors]
+    plan = plan_enforcement(config, fresh, fetched.pods, True, now, requests=requests)
+    if not stale:
+        return plan
+    refused = plan_enforcement(config, stale, fetched.pods, False, now)
+    return replace(plan, refusals=plan.refusals + refused.refusals)
+
+
+def _outage_refusal(alert: Alert, fetched: Fetched) -> bool:
+    """True for a refusal that only repeats this cycle's outage: stale data
+    while billing fails, or no pod list while the account's ``GET /pods``
+    fails (a re-check failing right before a stop is still news)."""
+    reason = alert.payload.get("reason")
+    if reason == "stale_data":
+        return alert.payload.get("account") in fetched.errors
+    return reason == "pods_unavailable" and alert.payload.get("account") in fetched.pod_errors
 
 
 def stage_health(
@@ -194,6 +220,12 @@ def stage_health(
     for acc, failure in watched.failures.items():
         failures[(acc, "balance")] = failure
     sources: tuple[Source, ...] = ("billing", "pods", "balance")
+    # pods are not asked for when billing failed: not a recovery of GET /pods
+    unread: list[tuple[str, Source]] = [
+        (acc, "pods")
+        for acc, listing in fetched.pods.items()
+        if listing is None and acc not in fetched.pod_errors
+    ]
     return health_notices(
         [a.name for a in config.accounts],
         failures,
@@ -203,6 +235,7 @@ def stage_health(
         after=config.health.after,
         notify=config.health_notify(),
         now=now,
+        unread=unread,
     )
 
 

@@ -334,6 +334,10 @@ class Enforcer:
             result = prior.get("result")
             if result in (None, "unknown"):
                 return self._result(a, "refused", now, "unknown_after_crash", attempt=attempt)
+            if result == "not_stoppable":
+                # RunPod said 409 earlier: the same refusal (a repeat, so it is
+                # not announced again), not "already stopped", which it never was
+                return self._result(a, "refused", now, "not_stoppable", attempt=attempt)
             if result != "failed":
                 return self._result(a, "refused", now, "already_stopped", attempt=attempt)
             if attempt >= MAX_ATTEMPTS:

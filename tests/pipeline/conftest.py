@@ -7,10 +7,16 @@
 * notifiers built from the config by ``build_notifiers``: a webhook to
   ``receiver.url + "/hook"`` and a Slack incoming webhook to
   ``receiver.url + "/services/T/B/X"``, both answered by the recording receiver.
+
+The harness takes a RunPod API version (``"v1"`` or ``"v2"``): ``make_config``
+writes ``api: {version: v1}`` for v1 and leaves the ``api`` section out for v2
+(the contract's default), and the daemon talks to the simulator's ``/v1`` or
+``/v2``. The ``version`` fixture parametrises a test over both.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections import Counter
@@ -23,16 +29,18 @@ import psycopg
 import pytest
 
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
-from daemon.adapters.runpod import RunPodClient
+from daemon.adapters.runpod import make_balance_api
 from daemon.adapters.store import SqlStore, open_store
 from daemon.config.loader import parse_config
 from daemon.config.models import Config
-from daemon.core.ports import Notifier
-from daemon.pipeline.cycle import CycleResult, Deps, run_cycle
+from daemon.core.ports import BalanceApi, Notifier, RunPodApi
+from daemon.pipeline.cycle import AccountRouter, CycleResult, Deps, run_cycle
+from daemon.pipeline.enforcer import Enforcer
 from daemon.simulator import FakeClock, Simulator
 from tests.support.receiver import Receiver
-from tests.support.simulator import TEST_KEY, fast_client, running_simulator
+from tests.support.simulator import FAST, TEST_KEY, fast_api, running_simulator
 
+VERSIONS = ("v1", "v2")
 HOOK = "/hook"
 SLACK = "/services/T/B/X"
 ENV = {"RUNPOD_API_KEY": TEST_KEY}
@@ -78,9 +86,11 @@ def make_config(
     *,
     notify: tuple[str, ...] = ("hook", "ops"),
     notifiers: dict[str, Any] | None = None,
+    version: str = "v2",
     **extra: Any,
 ) -> Config:
-    """A validated config (through ``parse_config``, JSON being YAML)."""
+    """A validated config (through ``parse_config``, JSON being YAML). For
+    ``version="v2"`` there is no ``api`` section at all: v2 is the default."""
     base = rx.url if isinstance(rx, Receiver) else rx
     data: dict[str, Any] = {
         "version": 1,
@@ -93,6 +103,8 @@ def make_config(
         "defaults": {"notify": list(notify)},
         "budgets": budgets,
     }
+    if version != "v2":
+        data["api"] = {"version": version}
     data.update(extra)
     return parse_config(json.dumps(data), file="test.yaml", env=ENV)
 
@@ -102,10 +114,12 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 class Daemon:
-    """One daemon instance: its own store object and notifier objects.
+    """One daemon instance: its own store, notifier and RunPod adapter objects.
 
-    ``restart()`` throws both away and builds new ones on the same state, as a
-    restarted process would.
+    The adapter speaks ``config.api.version`` to the simulator; with a
+    ``balance`` section a GraphQL balance adapter is built too. ``restart()``
+    throws store and notifiers away and builds new ones on the same state, as
+    a restarted process would.
     """
 
     def __init__(
@@ -116,32 +130,58 @@ class Daemon:
         *,
         schema: str | None = None,
         slack_base_url: str | None = None,
-        client: RunPodClient | None = None,
+        api: RunPodApi | None = None,
     ) -> None:
         self.sim = sim
         self.clock: FakeClock = sim.clock  # type: ignore[assignment]
         self.config = config
+        self.version = config.api.version
         self.url = url
         self.schema = schema
         self.slack_base_url = slack_base_url
-        self.client = client or fast_client(sim)
+        # three attempts: enough to show retries, few enough to keep outages quick
+        self.api: RunPodApi = api or fast_api(sim, self.version, max_attempts=3)
+        self.balance_api: BalanceApi | None = (
+            make_balance_api(sim.api_key, url=sim.graphql_url, **FAST)
+            if config.balance is not None
+            else None
+        )
         self.store: SqlStore = open_store(url, schema=schema)
-        self.notifiers: dict[str, Notifier] = build_notifiers(
-            config, slack_base_url=slack_base_url
+        self.console = io.StringIO()  # what console notifiers print
+        self.notifiers: dict[str, Notifier] = self._notifiers()
+        self.enforcer_events: list[tuple[str, str]] = []
+
+    def _notifiers(self) -> dict[str, Notifier]:
+        return build_notifiers(
+            self.config.notifiers, zone=self.config.zone, slack_base_url=self.slack_base_url,
+            console_stream=self.console,
         )
 
     @property
     def deps(self) -> Deps:
+        apis = {a.name: self.api for a in self.config.accounts}
         return Deps(
             config=self.config,
             store=self.store,
-            apis={a.name: self.client for a in self.config.accounts},
+            apis=apis,
             notifiers=self.notifiers,
             clock=self.clock,
+            enforcer=Enforcer(
+                AccountRouter(apis),
+                self.store,
+                on_event=lambda a, r: self.enforcer_events.append((a, r)),
+            ),
+            balance_apis={a.name: self.balance_api for a in self.config.accounts}
+            if self.balance_api is not None
+            else {},
         )
 
-    def cycle(self, *, dry_run: bool = False) -> CycleResult:
-        return run_cycle(self.deps, dry_run=dry_run)
+    def cycle(self, *, dry_run: bool = False, one_shot: bool = False) -> CycleResult:
+        return run_cycle(self.deps, dry_run=dry_run, one_shot=one_shot)
+
+    def path(self, route: str) -> str:
+        """``route`` under this daemon's API prefix on the simulator (for faults)."""
+        return f"/{self.version}{route}"
 
     def restart(self, config: Config | None = None) -> None:
         self.store.close()
@@ -149,12 +189,15 @@ class Daemon:
         if config is not None:
             self.config = config
         self.store = open_store(self.url, schema=self.schema)
-        self.notifiers = build_notifiers(self.config, slack_base_url=self.slack_base_url)
+        self.notifiers = self._notifiers()
 
     def close(self) -> None:
         self.store.close()
         close_notifiers(self.notifiers)
-        self.client.close()
+        for api in (self.api, self.balance_api):
+            close = getattr(api, "close", None)
+            if callable(close):
+                close()
 
 
 def payloads(rx: Receiver, path: str = HOOK) -> list[dict[str, Any]]:
@@ -177,6 +220,12 @@ def assert_no_duplicates(ids: list[str]) -> None:
 def rx() -> Iterator[Receiver]:
     with Receiver() as r:
         yield r
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    """The RunPod API version a shared-behaviour test runs against."""
+    return str(request.param)
 
 
 @pytest.fixture

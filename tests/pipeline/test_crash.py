@@ -6,10 +6,11 @@ real time, its webhook receiver holds the first POST open, and the process is
 SIGKILLed while it waits for the answer (after the send, before
 ``mark_delivered``).
 
-The outbox lease is ``LEASE_SECONDS`` (120 s) and neither the CLI nor the
-config can shorten it, so instead of sleeping two minutes the test lets the
-lease run out on the clock of an in-process ``deliver_due`` (now + 121 s) on
-the very same state file and notifier config, then runs ``check`` again.
+The outbox leases a row for one send of its notifier plus a margin
+(``lease_for``: the webhook's ``timeout`` + ``LEASE_MARGIN``, 25 s here, not
+the old fixed 120 s). Instead of sleeping that long the test lets the lease
+run out on the clock of an in-process ``deliver_due`` on the very same state
+file and notifier config, then runs ``check`` again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pytest
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
 from daemon.adapters.store import open_store
 from daemon.config.loader import load_config
-from daemon.pipeline.outbox import LEASE_SECONDS, deliver_due
+from daemon.pipeline.outbox import LEASE_MARGIN, LEASE_SECONDS, deliver_due, lease_for
 from tests.pipeline.conftest import HOOK
 from tests.support.receiver import Receiver
 from tests.support.simulator import TEST_KEY, running_simulator
@@ -37,6 +38,7 @@ from tests.support.simulator import TEST_KEY, running_simulator
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
+HOOK_TIMEOUT = 10  # seconds; the row's lease is this plus LEASE_MARGIN
 
 # A pod at 100 $/h for 30 hours: each 24 h rolling budget below is over 100 %.
 BURNING: dict[str, Any] = {
@@ -50,7 +52,7 @@ BURNING: dict[str, Any] = {
 def write_config(path: Path, hook_url: str) -> None:
     config = {
         "version": 1,
-        "notifiers": {"hook": {"type": "webhook", "url": hook_url, "timeout": 60}},
+        "notifiers": {"hook": {"type": "webhook", "url": hook_url, "timeout": HOOK_TIMEOUT}},
         "defaults": {"notify": ["hook"]},
         "http": {"enabled": False},
         "budgets": [
@@ -82,7 +84,7 @@ def test_kill_9_between_send_and_record_duplicates_at_most_the_one_in_flight(
         env = {
             **os.environ,
             "RUNPOD_API_KEY": TEST_KEY,
-            "RUNPOD_API_BASE_URL": sim.base_url,
+            "RUNPOD_API_BASE_URL": sim.base_url_for("v2"),  # no api section: v2
             "STATE_DIRECTORY": str(state),
             "PYTHONPATH": str(ROOT),
         }
@@ -90,6 +92,7 @@ def test_kill_9_between_send_and_record_duplicates_at_most_the_one_in_flight(
 
         # 1. the first POST is held open; kill -9 the check while it waits
         rx.delay(HOOK, 60)
+        started = datetime.now(UTC)  # the row is claimed after this
         proc = check(cfg, env)
         try:
             (first,) = rx.wait_for(1, timeout=60, path=HOOK)
@@ -117,9 +120,15 @@ def test_kill_9_between_send_and_record_duplicates_at_most_the_one_in_flight(
 
             # 3. the lease runs out: everything is delivered, the in-flight one again
             config = load_config(cfg, env)
-            notifiers = build_notifiers(config)
+            notifiers = build_notifiers(config.notifiers, zone=config.zone)
             try:
-                later = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS + 1)
+                lease = lease_for(notifiers["hook"])
+                assert lease == HOOK_TIMEOUT + LEASE_MARGIN < LEASE_SECONDS
+                # a little before the lease ends the row is still held ...
+                soon = started + timedelta(seconds=lease - 1)
+                assert deliver_due(store, notifiers, lambda: soon).delivered == []
+                # ... and once it ran out, everything goes
+                later = datetime.now(UTC) + timedelta(seconds=lease + 1)
                 report = deliver_due(store, notifiers, lambda: later)
             finally:
                 close_notifiers(notifiers)

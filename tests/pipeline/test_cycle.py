@@ -18,7 +18,7 @@ import pytest
 
 from daemon.core.model import SeriesKey
 from daemon.core.ports import ApiError, StoreError
-from daemon.pipeline.cycle import _AccountRouter, run_cycle
+from daemon.pipeline.cycle import AccountRouter, run_cycle
 from daemon.simulator import FakeClock, Simulator
 from tests.pipeline.conftest import (
     GROWING,
@@ -36,7 +36,7 @@ from tests.pipeline.conftest import (
     sqlite_url,
 )
 from tests.support.receiver import Receiver
-from tests.support.simulator import fast_client, running_simulator
+from tests.support.simulator import fast_api, running_simulator
 
 DAY = "2026-11-24T00:00:00Z"
 GROWING_COPY = copy.deepcopy(GROWING)
@@ -61,8 +61,8 @@ def step_cycles(d: Daemon, start: datetime, end: datetime, step: timedelta) -> l
 
 
 @pytest.fixture
-def daemon(growing: Simulator, rx: Receiver, tmp_path: Path) -> Any:
-    d = Daemon(growing, make_config(rx, [day_budget()]), sqlite_url(tmp_path))
+def daemon(growing: Simulator, rx: Receiver, tmp_path: Path, version: str) -> Any:
+    d = Daemon(growing, make_config(rx, [day_budget()], version=version), sqlite_url(tmp_path))
     yield d
     d.close()
 
@@ -120,12 +120,12 @@ def test_restart_on_the_same_state_file_sends_nothing_again(
 
 
 def test_dry_run_reports_but_sends_and_records_nothing(
-    growing: Simulator, rx: Receiver, tmp_path: Path
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
 ) -> None:
     enforce = {"at": 80, "dry_run": False}  # a real stop, were it not a dry run
     config = make_config(
         rx, [day_budget(), day_budget("pod-daily", per="pod", enforce=enforce)],
-        health={"after": "10m"},
+        health={"after": "10m"}, version=version,
     )
     d = Daemon(growing, config, sqlite_url(tmp_path))
     try:
@@ -140,10 +140,11 @@ def test_dry_run_reports_but_sends_and_records_nothing(
 
         assert rx.requests == []
         s = d.store
-        for grouping in ("gpuTypeId", "podId"):
-            key = SeriesKey("default", grouping)  # type: ignore[arg-type]
+        for family in ("account", "pods"):
+            key = SeriesKey("default", family)  # type: ignore[arg-type]
             assert s.points(key, T0 - 40 * 24 * H, T0 + 48 * H) == []
-            assert s.coverage(key) is None
+            assert s.coverage(key) == []
+        assert s.pod_registry("default") == {}
         assert s.ledger("default", T0 - 40 * 24 * H) == []
         assert s.delivery_states() == []
         assert s.pending_count() == 0
@@ -154,7 +155,7 @@ def test_dry_run_reports_but_sends_and_records_nothing(
         assert s.audit() == []
 
         # a dry run during an outage does not start the health clock either
-        growing.fail("/v1/billing/pods", status=500, times=1000)
+        growing.fail(d.path("/billing"), status=500, times=1000)
         assert d.cycle(dry_run=True).fetch_errors.keys() == {"default"}
         assert s.get_meta("health:default:since") in (None, "")
         growing.clear_faults()
@@ -174,6 +175,10 @@ CONTRACT_KEYS = [
     "id", "kind", "account", "budget", "group", "window", "spend_usd", "limit_usd",
     "percent", "threshold_percent", "forecast_usd", "fired_at",
 ]
+# the contract's group object, with the keys "What a budget counts" adds
+GROUP_KEYS = ["pod_id", "pod_name", "gpu_type", "endpoint_id", "endpoint_name", "volume_id",
+              "volume_name"]
+NO_GROUP = dict.fromkeys(GROUP_KEYS)
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -181,7 +186,7 @@ def _check_contract_types(p: dict[str, Any]) -> None:
     assert isinstance(p["id"], str) and p["id"]
     assert p["kind"] == "threshold"
     assert isinstance(p["account"], str) and isinstance(p["budget"], str)
-    assert list(p["group"]) == ["pod_id", "pod_name", "gpu_type"]
+    assert list(p["group"]) == GROUP_KEYS
     assert all(v is None or isinstance(v, str) for v in p["group"].values())
     assert list(p["window"]) == ["size", "start", "end"]
     assert p["window"]["size"] in ("hour", "day", "week", "month") or re.match(
@@ -197,10 +202,11 @@ def _check_contract_types(p: dict[str, Any]) -> None:
 
 
 def test_payload_has_the_contract_keys_and_types_and_webhook_id_header(
-    growing: Simulator, rx: Receiver, tmp_path: Path
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
 ) -> None:
     config = make_config(
-        rx, [day_budget("pod-daily", per="pod", thresholds=[50]), day_budget(thresholds=[50])]
+        rx, [day_budget("pod-daily", per="pod", thresholds=[50]), day_budget(thresholds=[50])],
+        version=version,
     )
     d = Daemon(growing, config, sqlite_url(tmp_path))
     try:
@@ -224,8 +230,8 @@ def test_payload_has_the_contract_keys_and_types_and_webhook_id_header(
         "kind": "threshold",
         "account": "default",
         "budget": "pod-daily",
-        "group": {"pod_id": "pod-grow", "pod_name": "train-grow",
-                  "gpu_type": per_pod["group"]["gpu_type"]},
+        "group": {**NO_GROUP, "pod_id": "pod-grow", "pod_name": "train-grow",
+                  "gpu_type": "NVIDIA A100 80GB PCIe"},
         "window": {"size": "day", "start": DAY, "end": "2026-11-25T00:00:00Z"},
         "spend_usd": 55.02,
         "limit_usd": 100.0,
@@ -238,7 +244,7 @@ def test_payload_has_the_contract_keys_and_types_and_webhook_id_header(
     # an aggregate instance may add top_contributors after the contract's keys, nothing else
     assert list(aggregate)[: len(CONTRACT_KEYS)] == CONTRACT_KEYS
     assert set(aggregate) - set(CONTRACT_KEYS) <= {"top_contributors"}
-    assert aggregate["group"] == {"pod_id": None, "pod_name": None, "gpu_type": None}
+    assert aggregate["group"] == NO_GROUP
 
 
 # --------------------------------------------------------------------------- billing errors
@@ -259,37 +265,46 @@ def test_billing_api_errors_are_reported_and_the_next_good_cycle_catches_up(
     daemon.clock.set(T0 + 4 * H)  # 40 USD: nothing due
     assert daemon.cycle().alerts == []
 
-    sim.fail("/v1/billing/pods", times=10_000, **fault)
-    for minutes in (90, 93):  # 55 USD by now: 50 % is due, but billing is unusable
-        daemon.clock.set(T0 + 4 * H + minutes * M)
+    sim.fail(daemon.path("/billing"), times=10_000, **fault)
+    # A transient fault waits for health.after; a permanent one (a rejected key)
+    # is told at once, since waiting cannot fix it (daemon.core.health).
+    permanent = fault.get("status") == 401
+    outage = T0 + 5 * H + 30 * M
+    unusable = f"default:health:unusable:{_z(outage)}"
+    for minutes in (0, 3):  # 55 USD by now: 50 % is due, but billing is unusable
+        daemon.clock.set(outage + minutes * M)
         result = daemon.cycle()
         assert set(result.fetch_errors) == {"default"}
         assert not result.billing_ok
-        assert result.alerts == []
-    assert rx.requests == []
+        assert [a.id for a in result.alerts] == ([unusable] if permanent and not minutes else [])
+    assert hook_ids(rx) == ([unusable] if permanent else [])
 
     sim.clear_faults()
     daemon.clock.set(T0 + 5 * H + 35 * M)
     result = daemon.cycle()
     assert result.billing_ok
-    assert [a.id for a in result.alerts] == [tid(50)]
-    assert hook_ids(rx) == [tid(50)]  # and no health notice: the outage was short
-    assert round(payloads(rx)[0]["spend_usd"], 2) == 55.83
+    recovered = [f"default:health:recovered:{_z(outage)}"] if permanent else []
+    assert sorted(a.id for a in result.alerts) == sorted([tid(50), *recovered])
+    # and no health notice for a short transient outage
+    assert hook_ids(rx, "threshold") == [tid(50)]
+    assert hook_ids(rx, "health") == ([unusable, *recovered] if permanent else [])
+    (alert,) = [p for p in payloads(rx) if p["kind"] == "threshold"]
+    assert round(alert["spend_usd"], 2) == 55.83
 
 
 # --------------------------------------------------------------------------- health
 
 
 def test_health_notice_once_after_the_grace_period_and_once_on_recovery(
-    growing: Simulator, rx: Receiver, tmp_path: Path
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
 ) -> None:
-    config = make_config(rx, [day_budget()], health={"after": "10m"})
+    config = make_config(rx, [day_budget()], health={"after": "10m"}, version=version)
     d = Daemon(growing, config, sqlite_url(tmp_path))
     try:
         d.clock.set(T0 + 1 * H)
         assert d.cycle().billing_ok
 
-        growing.fail("/v1/billing/pods", status=500, times=1_000_000)
+        growing.fail(d.path("/billing"), status=500, times=1_000_000)
         outage = T0 + 1 * H + 5 * M  # first failing poll
         for minutes in (0, 3, 5):
             d.clock.set(outage + minutes * M)
@@ -501,7 +516,7 @@ def test_a_health_notice_survives_a_cycle_that_failed_to_enqueue(
     try:
         d.clock.set(T0 + 1 * H)
         d.cycle()
-        growing.fail("/v1/billing/pods", status=500, times=1_000_000)
+        growing.fail(d.path("/billing"), status=500, times=1_000_000)
         outage = T0 + 1 * H + 5 * M
         d.clock.set(outage)
         d.cycle()
@@ -522,10 +537,12 @@ def test_a_health_notice_survives_a_cycle_that_failed_to_enqueue(
 
 
 def test_a_stop_is_announced_even_if_the_cycle_failed_to_enqueue(
-    growing: Simulator, rx: Receiver, tmp_path: Path
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
 ) -> None:
     enforce = {"at": 80, "dry_run": False}
-    config = make_config(rx, [day_budget("pod-daily", per="pod", enforce=enforce)])
+    config = make_config(
+        rx, [day_budget("pod-daily", per="pod", enforce=enforce)], version=version
+    )
     d = Daemon(growing, config, sqlite_url(tmp_path))
     try:
         d.clock.set(T0 + 9 * H)
@@ -545,7 +562,7 @@ def test_a_stop_is_announced_even_if_the_cycle_failed_to_enqueue(
 
 
 def test_one_accounts_billing_failure_does_not_hold_back_the_other(
-    rx: Receiver, tmp_path: Path
+    rx: Receiver, tmp_path: Path, version: str
 ) -> None:
     clock = FakeClock(T0 + 5 * H + 30 * M)
     with running_simulator(GROWING_COPY, clock=clock) as good, \
@@ -553,13 +570,14 @@ def test_one_accounts_billing_failure_does_not_hold_back_the_other(
         config = make_config(
             rx, [day_budget()], health={"after": "10m"},
             accounts=[{"name": "good"}, {"name": "bad", "api_key_env": "RUNPOD_API_KEY"}],
+            version=version,
         )
         d = Daemon(good, config, sqlite_url(tmp_path))
-        bad_client = fast_client(bad)
+        bad_client = fast_api(bad, version)
         try:
-            bad.fail("/v1/billing/pods", status=503, times=1_000_000)
+            bad.fail(d.path("/billing"), status=503, times=1_000_000)
             deps = d.deps
-            deps.apis = {"good": d.client, "bad": bad_client}
+            deps.apis = {"good": d.api, "bad": bad_client}
             result = run_cycle(deps)
             assert set(result.fetch_errors) == {"bad"}
             assert [a.id for a in result.alerts] == [tid(50).replace("default:", "good:")]
@@ -603,14 +621,14 @@ def test_a_rolling_instance_fires_a_threshold_at_most_once_per_window_length(
     assert all(p["window"]["size"] == "6h" for p in payloads(rx))
 
 
-def test_enforcement_stops_a_pod_through_the_account_that_owns_it() -> None:
+def test_enforcement_stops_a_pod_through_the_account_that_owns_it(version: str) -> None:
     """With several accounts the enforcer knows only pod ids: the stop must go to
     the account whose GET /pods listed the pod, without listing again."""
     other = {"pods": [dict(GROWING["pods"][0], id="pod-other", name="train-other")]}
     clock = FakeClock(T0 + 5 * H)
     with running_simulator(GROWING_COPY, clock=clock) as a, \
             running_simulator(other, clock=clock) as b:
-        router = _AccountRouter({"a": fast_client(a), "b": fast_client(b)})
+        router = AccountRouter({"a": fast_api(a, version), "b": fast_api(b, version)})
         assert {p.id for p in router.list_pods()} == {"pod-grow", "pod-other"}
         router.stop_pod("pod-other")
         assert b.pod("pod-other").desired_status == "EXITED"

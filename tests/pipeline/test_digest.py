@@ -29,9 +29,10 @@ def digests(rx: Receiver) -> list[dict[str, object]]:
 
 
 def test_one_digest_per_local_date_with_its_content(
-    growing: Simulator, rx: Receiver, tmp_path: Path
+    growing: Simulator, rx: Receiver, tmp_path: Path, version: str
 ) -> None:
-    config = make_config(rx, [day_budget(thresholds=[100])], digest={"cron": "0 9 * * *"})
+    config = make_config(rx, [day_budget(thresholds=[100])], digest={"cron": "0 9 * * *"},
+                         version=version)
     d = Daemon(growing, config, sqlite_url(tmp_path))
     try:
         d.clock.set(T0 + 9 * H)

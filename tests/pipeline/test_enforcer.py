@@ -1,7 +1,8 @@
 """Enforcement end to end: the RunPod simulator over loopback, a real SQLite file.
 
-Statuses come from the real evaluator fed with the simulator's billing; the plan
-from ``plan_enforcement``; the ``Enforcer`` stops pods through ``RunPodClient``.
+Statuses come from the real evaluator fed with the simulator's billing (through
+the pipeline's fetch stage); the plan from ``plan_enforcement``; the ``Enforcer``
+stops pods through the v1 or v2 adapter (each test runs on both).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.adapters.runpod import RunPodClient
 from daemon.adapters.store import SqlStore, open_store
 from daemon.config.models import Config
 from daemon.core.enforce import EnforcementPlan, plan_enforcement
 from daemon.core.evaluate import evaluate
-from daemon.core.model import InstanceStatus, Pod, SeriesKey, SpendPoint
-from daemon.core.scopes import series_for
+from daemon.core.model import InstanceStatus, Pod
+from daemon.core.ports import RunPodApi
 from daemon.core.windows import window_at
 from daemon.pipeline.enforcer import (
     MAX_ATTEMPTS,
@@ -30,21 +30,27 @@ from daemon.pipeline.enforcer import (
     audit_line,
     describe_results,
 )
+from daemon.pipeline.fetch import fetch_billing, fetch_pods, load_spend, needed_windows
 from daemon.simulator import FakeClock, Simulator
-from tests.support.simulator import PINNED_NOW, fast_client, running_simulator
+from tests.pipeline.conftest import VERSIONS
+from tests.support.simulator import FULL_SCENARIO, PINNED_NOW, fast_api, running_simulator
 
 ACC = "default"
 RUNAWAY = "pod-h100-runaway"  # 5.98 $/h, running since yesterday 22:30Z
 TRAIN = "pod-a100-train"  # 1.64 $/h, running since 08:00Z today
-STOP_PATH = "/v1/pods/{}/stop"
+LOCKED = "pod-l4-locked"  # FULL_SCENARIO: locked, 0.43 $/h, running since 13:00Z
+#: the stop call on the wire (contract "RunPod API versions": v2 stops through the
+#: action endpoint with {"action": "stop"}, v1 through /pods/{podId}/stop)
+STOP_PATH = {"v1": "/v1/pods/{}/stop", "v2": "/v2/pods/{}/action"}
 
 # At PINNED_NOW (14:05:12Z) today's spend: runaway ~84.2 USD, train ~10.0 USD.
 
 
-def make_config(*budgets: dict[str, Any], cap: int = 5) -> Config:
+def make_config(*budgets: dict[str, Any], cap: int = 5, version: str = "v2") -> Config:
     return Config.model_validate(
         {
             "version": 1,
+            "api": {"version": version},
             "notifiers": {"ops": {"type": "console"}},
             "defaults": {"notify": ["ops"]},
             "budgets": list(budgets),
@@ -66,17 +72,21 @@ def per_pod(limit: float = 50.0, dry_run: bool = False, **kw: Any) -> dict[str, 
 
 
 class Env:
-    """One simulated account, its client, a SQLite store and an enforcer."""
+    """One simulated account, its adapter (v1 or v2), a SQLite store and an enforcer.
+
+    Statuses come from the pipeline's own fetch stage (billing into the store,
+    pods into the registry) and the real evaluator."""
 
     def __init__(self, sim: Simulator, store: SqlStore, config: Config) -> None:
         self.sim = sim
         self.clock: FakeClock = sim.clock  # type: ignore[assignment]
-        self.client: RunPodClient = fast_client(sim)
+        self.version = config.api.version
+        self.api: RunPodApi = fast_api(sim, self.version)
         self.store = store
         self.config = config
         self.events: list[tuple[str, str]] = []
         self.enforcer = Enforcer(
-            self.client, store, on_event=lambda a, r: self.events.append((a, r))
+            self.api, store, on_event=lambda a, r: self.events.append((a, r))
         )
 
     @property
@@ -85,29 +95,16 @@ class Env:
 
     def statuses(self) -> list[InstanceStatus]:
         now = self.now
-        points: dict[SeriesKey, list[SpendPoint]] = {}
-        for b in self.config.budgets:
-            start = window_at(b.window, now, self.config.zone).start
-            for key in series_for(b, ACC):
-                recs = self.client.billing_pods(
-                    bucket_size="hour",
-                    start=start,
-                    end=now + timedelta(hours=1),
-                    grouping=key.grouping,
-                    gpu_type_id=key.gpu_filter or None,
-                )
-                points[key] = [
-                    SpendPoint(
-                        r.time,
-                        (r.pod_id if key.grouping == "podId" else r.gpu_type) or "unknown",
-                        r.amount,
-                    )
-                    for r in recs
-                ]
-        return evaluate(self.config, points, {ACC: self.client.list_pods()}, now).statuses
+        apis = {ACC: self.api}
+        needed = needed_windows(self.config, now)
+        fetched = fetch_billing(self.config, apis, self.store, needed, now)
+        assert not fetched.errors, fetched.errors
+        pods = fetch_pods(self.config, apis, self.store, now).pods
+        data = load_spend(self.config, self.store, needed, now)
+        return evaluate(self.config, data, pods, now).statuses
 
     def plan(self, *, fresh: bool = True, pods: list[Pod] | str | None = "live") -> EnforcementPlan:
-        live = self.client.list_pods() if pods == "live" else pods
+        live = self.api.list_pods() if pods == "live" else pods
         assert not isinstance(live, str)
         return plan_enforcement(self.config, self.statuses(), {ACC: live}, fresh, self.now)
 
@@ -126,21 +123,25 @@ class Env:
     def status_of(self, pod_id: str) -> str:
         return self.sim.pod(pod_id).desired_status
 
+    def stop_path(self, pod_id: str) -> str:
+        return STOP_PATH[self.version].format(pod_id)
+
     def stop_calls(self, pod_id: str | None = None) -> int:
+        prefix, _, suffix = STOP_PATH[self.version].partition("{}")
         return sum(
             1
             for r in self.sim.requests
             if r.method == "POST"
-            and r.path.endswith("/stop")
-            and (pod_id is None or r.path == STOP_PATH.format(pod_id))
+            and r.path.startswith(prefix)
+            and r.path.endswith(suffix)
+            and (pod_id is None or r.path == self.stop_path(pod_id))
         )
 
     def spend_today(self, pod_id: str) -> float:
         start = window_at("day", self.now, self.config.zone).start
-        recs = self.client.billing_pods(
-            bucket_size="hour", start=start, end=self.now + timedelta(hours=1), grouping="podId"
-        )
-        return round(sum(r.amount for r in recs if r.pod_id == pod_id), 6)
+        end = window_at("hour", self.now, self.config.zone).end
+        recs = self.api.billing("pods", bucket="hour", start=start, end=end)
+        return round(sum(r.amount for r in recs if r.resource == pod_id), 6)
 
 
 @pytest.fixture
@@ -150,14 +151,17 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     s.close()
 
 
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
+@pytest.fixture(params=VERSIONS)
+def sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
+    """SMALL_SCENARIO at PINNED_NOW; ``sim.version`` is the API the test speaks."""
     with running_simulator() as s:
+        s.version = request.param  # type: ignore[attr-defined]
         yield s
 
 
 def env(sim: Simulator, store: SqlStore, *budgets: dict[str, Any], cap: int = 5) -> Env:
-    return Env(sim, store, make_config(*budgets, cap=cap))
+    version = getattr(sim, "version", "v2")
+    return Env(sim, store, make_config(*budgets, cap=cap, version=version))
 
 
 def only(results: list[EnforcementResult], **kw: Any) -> list[EnforcementResult]:
@@ -176,7 +180,7 @@ def test_runaway_pod_is_stopped_and_stops_accruing(sim: Simulator, store: SqlSto
     assert e.status_of(RUNAWAY) == "EXITED"
     assert e.status_of(TRAIN) == "RUNNING"  # 10 USD of 50: not due
     assert e.stop_calls() == 1
-    assert e.events == [("stopped", "")]
+    assert e.events == [("stopped", "none")]  # a metric label is never empty
     ev = [x for x in logs if x["event"] == "enforce.stopped"]
     assert len(ev) == 1 and ev[0]["pod_id"] == RUNAWAY and ev[0]["budget"] == "any-pod-daily"
     assert ev[0]["account"] == ACC
@@ -231,12 +235,15 @@ def test_protected_pod_is_not_stopped(sim: Simulator, store: SqlStore) -> None:
 def test_protected_pod_in_an_aggregate_scope_is_refused_and_told(
     sim: Simulator, store: SqlStore
 ) -> None:
-    # evaluate leaves except_pods out of scope; a status that lists one anyway
-    # (e.g. from another evaluator) must still never be stopped
-    e = env(sim, store, per_pod(limit=5.0, except_pods=["train-sweep"]))
+    # evaluate leaves except_pods (ids and names) out of scope; a status that
+    # lists one anyway (an evaluation from before the config was edited) must
+    # still never be stopped: the plan protects by id and by name
+    e = env(sim, store, per_pod(limit=5.0))
     statuses = [s for s in e.statuses() if s.group.pod_id == RUNAWAY]
-    assert statuses  # not excluded by id, so evaluate keeps it; the plan protects by name
-    plan = plan_enforcement(e.config, statuses, {ACC: e.client.list_pods()}, True, e.now)
+    assert statuses
+    e.config = make_config(per_pod(limit=5.0, except_pods=["train-sweep"]), version=e.version)
+    assert not [s for s in e.statuses() if s.group.pod_id == RUNAWAY]
+    plan = plan_enforcement(e.config, statuses, {ACC: e.api.list_pods()}, True, e.now)
     results = e.execute(plan)
     assert [(r.action, r.reason, r.pod_id) for r in results] == [("refused", "protected", RUNAWAY)]
     assert e.status_of(RUNAWAY) == "RUNNING" and e.stop_calls() == 0
@@ -256,7 +263,7 @@ def test_dry_run_stops_nothing_but_says_would_stop(sim: Simulator, store: SqlSto
     assert [a.id.rsplit(":", 1)[-1] for a in alerts] == ["would_stop"]
     assert alerts[0].payload["dry_run"] is True
     assert [r["event"] for r in store.audit()] == ["enforce.would_stop"]
-    assert e.events == [("would_stop", "")]
+    assert e.events == [("would_stop", "dry_run")]
 
     before = e.spend_today(RUNAWAY)
     e.clock.advance(timedelta(minutes=30))
@@ -266,14 +273,14 @@ def test_dry_run_stops_nothing_but_says_would_stop(sim: Simulator, store: SqlSto
     results, alerts = e.cycle()
     assert [(r.action, r.repeat) for r in results] == [("would_stop", True)]
     assert alerts == []
-    assert len(store.audit()) == 1 and e.events == [("would_stop", "")]
+    assert len(store.audit()) == 1 and e.events == [("would_stop", "dry_run")]
 
 
 # --------------------------------------------------------------------------- failures
 
 
 def test_stop_500_is_retried_by_the_client_then_stopped(sim: Simulator, store: SqlStore) -> None:
-    sim.fail(STOP_PATH.format(RUNAWAY), status=500, times=1)
+    sim.fail(STOP_PATH[sim.version].format(RUNAWAY), status=500, times=1)
     e = env(sim, store, per_pod())
     results, _ = e.cycle()
     assert [(r.action, r.pod_id) for r in results] == [("stopped", RUNAWAY)]
@@ -284,7 +291,7 @@ def test_stop_500_is_retried_by_the_client_then_stopped(sim: Simulator, store: S
 def test_stop_always_failing_is_reported_then_retried_next_cycle(
     sim: Simulator, store: SqlStore
 ) -> None:
-    sim.fail(STOP_PATH.format(RUNAWAY), status=500, times=1000)
+    sim.fail(STOP_PATH[sim.version].format(RUNAWAY), status=500, times=1000)
     e = env(sim, store, per_pod())
     with capture_logs() as logs:
         results, alerts = e.cycle()
@@ -312,9 +319,9 @@ def test_stop_always_failing_is_reported_then_retried_next_cycle(
 
 
 def test_failed_stops_give_up_after_max_attempts(sim: Simulator, store: SqlStore) -> None:
-    sim.fail(STOP_PATH.format(RUNAWAY), status=503, times=100_000)
+    sim.fail(STOP_PATH[sim.version].format(RUNAWAY), status=503, times=100_000)
     e = env(sim, store, per_pod())
-    e.enforcer.api = fast_client(sim, deadline=0.2, max_attempts=2)  # keep it quick
+    e.enforcer.api = fast_api(sim, e.version, deadline=0.2, max_attempts=2)  # keep it quick
     for n in range(1, MAX_ATTEMPTS + 1):
         results, _ = e.cycle()
         assert [(r.action, r.attempt) for r in results] == [("failed", n)]
@@ -343,7 +350,7 @@ def test_unavailable_pod_list_blocks_stops(sim: Simulator, store: SqlStore) -> N
 def test_recheck_failure_refuses_the_stop(sim: Simulator, store: SqlStore) -> None:
     e = env(sim, store, per_pod())
     plan = e.plan()
-    sim.fail("/v1/pods", status=403, method="GET")  # the re-read right before the stop
+    sim.fail(f"/{e.version}/pods", status=403, method="GET")  # the re-read right before the stop
     results = e.execute(plan)
     assert [(r.action, r.reason) for r in results] == [("refused", "pods_unavailable")]
     assert e.stop_calls() == 0 and e.status_of(RUNAWAY) == "RUNNING"
@@ -466,3 +473,63 @@ def test_a_stop_whose_announcement_was_lost_is_announced_once_later(
     e.clock.advance(timedelta(minutes=5))
     results, alerts = e.cycle()
     assert alerts == [] and [r.reason for r in results] == ["not_running"]
+
+
+# --------------------------------------------------------------------------- v2 only
+
+
+@pytest.fixture
+def sim_v2() -> Iterator[Simulator]:
+    """FULL_SCENARIO (a locked pod among others) on v2."""
+    with running_simulator(FULL_SCENARIO) as s:
+        s.version = "v2"  # type: ignore[attr-defined]
+        yield s
+
+
+def test_v2_stops_through_the_action_endpoint(sim_v2: Simulator, store: SqlStore) -> None:
+    # contract "RunPod API versions": v2 stops a pod with POST /pods/{id}/action
+    e = env(sim_v2, store, per_pod(limit=50.0, match={"pod_id": [RUNAWAY]}))
+    results, _ = e.cycle()
+    assert [(r.action, r.pod_id) for r in results] == [("stopped", RUNAWAY)]
+    posts = [r.path for r in sim_v2.requests if r.method == "POST"]
+    assert posts == [f"/v2/pods/{RUNAWAY}/action"]
+    assert e.status_of(RUNAWAY) == "EXITED"
+
+
+def test_a_locked_pod_is_refused_locked_and_told_once(
+    sim_v2: Simulator, store: SqlStore
+) -> None:
+    # contract: a locked pod is never stopped; the refusal is audited and
+    # notified once per (budget instance, pod, reason), not on every cycle
+    e = env(sim_v2, store, per_pod(limit=1.0, match={"pod_id": [LOCKED]}))
+    results, alerts = e.cycle()
+    assert [(r.action, r.reason, r.pod_id) for r in results] == [("refused", "locked", LOCKED)]
+    assert [a.id.split(":enforce:")[1] for a in alerts] == [f"{LOCKED}:refused:locked"]
+    assert e.stop_calls() == 0 and e.status_of(LOCKED) == "RUNNING"
+    assert [(r["event"], r["detail"]["reason"]) for r in store.audit()] == [
+        ("enforce.refused", "locked")]
+    for _ in range(2):
+        e.clock.advance(timedelta(minutes=5))
+        results, alerts = e.cycle()
+        assert [(r.reason, r.repeat) for r in results] == [("locked", True)]
+        assert alerts == []
+    assert e.stop_calls() == 0 and len(store.audit()) == 1
+
+
+def test_a_409_conflict_is_not_retried(sim_v2: Simulator, store: SqlStore) -> None:
+    # v2 answers 409 when the action is not valid for the pod now: retrying
+    # cannot help, so the adapter does not and the enforcer does not next cycle
+    sim_v2.fail(f"/v2/pods/{RUNAWAY}/action", status=409, times=100)
+    e = env(sim_v2, store, per_pod(limit=50.0, match={"pod_id": [RUNAWAY]}))
+    results, alerts = e.cycle()
+    assert [(r.action, r.reason) for r in results] == [("refused", "not_stoppable")]
+    assert e.stop_calls(RUNAWAY) == 1
+    assert [a.id.rsplit(":", 2)[-2:] for a in alerts] == [["refused", "not_stoppable"]]
+    assert e.status_of(RUNAWAY) == "RUNNING"
+    e.clock.advance(timedelta(minutes=5))
+    results, alerts = e.cycle()
+    # the same refusal, already told: not "already_stopped" (it never was) nor news
+    assert [(r.action, r.reason, r.repeat) for r in results] == [
+        ("refused", "not_stoppable", True)]
+    assert alerts == []
+    assert e.stop_calls(RUNAWAY) == 1  # never asked again in this window

@@ -75,7 +75,8 @@ def alert(aid: str, notifiers: tuple[str, ...] = ("hook",), kind: str = "thresho
 def notifiers_for(config: dict[str, Any], **kw: Any) -> dict[str, Notifier]:
     data = {"version": 1, "notifiers": config, "defaults": {"notify": list(config)},
             "budgets": [{"name": "daily", "window": "day", "limit": 100, "thresholds": [50]}]}
-    return build_notifiers(parse_config(json.dumps(data), file="t.yaml", env=ENV), **kw)
+    config = parse_config(json.dumps(data), file="t.yaml", env=ENV)
+    return build_notifiers(config.notifiers, zone=config.zone, **kw)
 
 
 def free_port() -> int:
@@ -279,6 +280,14 @@ class Recording:
         self.send_timeout = send_timeout
         self.sent: list[Alert] = []
         self.fail: list[DeliveryError] = []
+        self.disabled_reason: str | None = None
+
+    @property
+    def wants_summary(self) -> bool:
+        return self.summarizes
+
+    def close(self) -> None:
+        pass
 
     def send(self, alert: Alert) -> None:
         if self.fail:
