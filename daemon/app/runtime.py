@@ -33,8 +33,8 @@ from daemon.app.metrics import Metrics
 from daemon.config.loader import api_key_for, load_config, resolve_secret, state_url
 from daemon.config.models import Config
 from daemon.core.ports import BalanceApi, Notifier, RunPodApi, Store
-from daemon.pipeline.cycle import AccountRouter, Deps
-from daemon.pipeline.enforcer import Enforcer
+from daemon.pipeline.cycle import Deps
+from daemon.pipeline.enforcer import AccountRouter, Enforcer
 from daemon.pipeline.outbox import disabled_key
 
 log = structlog.get_logger("daemon.runtime")

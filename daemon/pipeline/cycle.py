@@ -28,7 +28,7 @@ from daemon.core.payload import alert_from_finding
 from daemon.core.ports import ApiError, BalanceApi, Notifier, RunPodApi, Store
 from daemon.core.spend import SpendData
 from daemon.pipeline.dryrun import DryRunStore
-from daemon.pipeline.enforcer import Enforcer, describe_results
+from daemon.pipeline.enforcer import AccountRouter, Enforcer, describe_results
 from daemon.pipeline.fetch import (
     fetch_billing,
     fetch_names,
@@ -304,31 +304,3 @@ def run_cycle(deps: Deps, *, dry_run: bool = False, one_shot: bool = False) -> C
         now, fetched.errors, evaluation, alerts, eplan, elog, delivery, fetched.requests,
         fetched.pod_errors, fetched.pods, fetched.data, watched,
     )
-
-
-class AccountRouter:
-    """The pods side of RunPod for the enforcer, across accounts.
-
-    The enforcer only knows pod ids, and re-reads ``GET /pods`` right before
-    every stop; that listing records which account's client owns each pod, so
-    ``stop_pod`` goes to it without listing again."""
-
-    def __init__(self, apis: Mapping[str, RunPodApi]) -> None:
-        self.apis = apis
-        self.owner: dict[str, RunPodApi] = {}
-
-    def list_pods(self) -> list[Pod]:
-        out: list[Pod] = []
-        for api in self.apis.values():
-            pods = api.list_pods()
-            self.owner.update((p.id, api) for p in pods)
-            out += pods
-        return out
-
-    def stop_pod(self, pod_id: str) -> None:
-        api = self.owner.get(pod_id)
-        if api is None:
-            raise ApiError(
-                f"pod {pod_id} is not listed by any account", permanent=True, reason="not_found"
-            )
-        api.stop_pod(pod_id)

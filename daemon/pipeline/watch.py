@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
@@ -180,6 +180,8 @@ def stage_balance(
         runway_below=tuple(format_duration(td) for td in section.runway_below or ()),
     )
     notify = config.balance_notify()
+    step = max(int(config.poll_interval.total_seconds()), 1)
+    slot = datetime.fromtimestamp(int(now.timestamp()) // step * step, UTC)
     for acc in config.accounts:
         api = apis.get(acc.name)
         if api is None:
@@ -197,7 +199,10 @@ def stage_balance(
         except ValueError as e:
             log.warning("balance.state_unreadable", account=acc.name, error=str(e))
             armed = BalanceArming()
-        findings, armed = evaluate_balance(rule, acc.name, balance, armed, now)
+        # A crossing is dated by the poll slot it was seen in, not by this
+        # process's clock: replicas deciding the same crossing a moment apart
+        # then name it with the same id, and the outbox keeps one.
+        findings, armed = evaluate_balance(rule, acc.name, balance, armed, slot)
         out.meta[arming_key(acc.name)] = armed.to_json()
         for f in findings:
             level = BalanceLevel(f.level.type, f.level.value)

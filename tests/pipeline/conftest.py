@@ -34,8 +34,8 @@ from daemon.adapters.store import SqlStore, open_store
 from daemon.config.loader import parse_config
 from daemon.config.models import Config
 from daemon.core.ports import BalanceApi, Notifier, RunPodApi
-from daemon.pipeline.cycle import AccountRouter, CycleResult, Deps, run_cycle
-from daemon.pipeline.enforcer import Enforcer
+from daemon.pipeline.cycle import CycleResult, Deps, run_cycle
+from daemon.pipeline.enforcer import AccountRouter, Enforcer
 from daemon.simulator import FakeClock, Simulator
 from tests.support.receiver import Receiver
 from tests.support.simulator import FAST, TEST_KEY, fast_api, running_simulator

@@ -18,7 +18,8 @@ import pytest
 
 from daemon.core.model import SeriesKey
 from daemon.core.ports import ApiError, StoreError
-from daemon.pipeline.cycle import AccountRouter, run_cycle
+from daemon.pipeline.cycle import run_cycle
+from daemon.pipeline.enforcer import AccountRouter
 from daemon.simulator import FakeClock, Simulator
 from tests.pipeline.conftest import (
     GROWING,

@@ -269,12 +269,6 @@ class StaleMeta:
         return self._store.get_meta(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="balance ids carry the deciding replica's own clock (crossed_at = its now): "
-    "two overlapping replicas a second apart send the crossing twice; needs a "
-    "replica-stable crossing time in daemon.core.balance",
-)
 def test_overlapping_replicas_send_a_balance_crossing_once(
     rx: Receiver, tmp_path: Path
 ) -> None:
