@@ -191,7 +191,11 @@ class _Shared:
             spend = max(0.0, spend - total(minus.window(w.start, w.end), inst.minus_pods))
         if inst.burns_live and self.live:
             rate = self.rate(self.view, inst.rate_resources) if inst.rate_resources else 0.0
-            burn = math.fsum(p.cost_per_hr for p in inst.running) + (rate or 0.0)
+            run = inst.running
+            burn = (
+                (run[0].cost_per_hr if len(run) == 1 else math.fsum(p.cost_per_hr for p in run))
+                + (rate or 0.0)
+            )  # fmt: skip
             forecast: float | None = spend + burn * self.hours_left
         else:
             estimated = self.rate(self.view, inst.resources)
