@@ -52,6 +52,7 @@ KEY = "bench-key-scale"
 PY = sys.executable
 DAEMON = [PY, "-m", "daemon"]
 HEADLINE = (2000, 200)
+DAEMON_ROOT = ROOT  # where `python -m daemon` runs (its cwd comes first on sys.path)
 # The recording receiver writes headers and body in two sends; with Nagle on,
 # each answer then waits for a delayed ACK (~40 ms on loopback), which would
 # measure the receiver, not the daemon. Real webhook servers set TCP_NODELAY.
@@ -118,11 +119,22 @@ class Sim:
         self.proc.wait(timeout=30)
 
 
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a measured process: ours plus ``extra``, with
+    bytecode caching on. An installed daemon has its .pyc files; with
+    PYTHONDONTWRITEBYTECODE set (as in some dev shells) every run would compile
+    every module again (~0.5 s), which measures the shell, not the daemon."""
+    env = {**os.environ, **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """As :func:`run`, reaping the child with os.wait4 for its ru_maxrss."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=err)
+        p = subprocess.Popen(cmd, cwd=DAEMON_ROOT if cmd[1:3] == ["-m", "daemon"] else ROOT,
+                             env=child_env(env), stdout=out, stderr=err)
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
@@ -200,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2, help="steady runs per point (min)")
     ap.add_argument("--naive", choices=("headline", "all", "none"), default="headline")
     ap.add_argument("--results", default="scale")
+    ap.add_argument("--daemon-root", type=Path, default=ROOT,
+                    help="run the daemon from this tree (e.g. a `git archive` of an older "
+                         "commit), for before/after figures")
     args = ap.parse_args(argv)
+    global DAEMON_ROOT  # noqa: PLW0603  (set once, before any run)
+    DAEMON_ROOT = args.daemon_root.resolve()
     pod_list = [HEADLINE[0]] if args.quick else [int(x) for x in args.pods.split(",")]
     bud_list = [HEADLINE[1]] if args.quick else [int(x) for x in args.budgets.split(",")]
     points = sorted({(p, HEADLINE[1]) for p in pod_list} | {(HEADLINE[0], b) for b in bud_list})
