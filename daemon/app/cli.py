@@ -101,8 +101,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _import_structlog_without_rich() -> None:
+    """Import structlog while ``rich`` looks absent: structlog.dev imports rich
+    and pygments (~4 MB resident, ~20 ms) only for pretty tracebacks, and our
+    log chain renders exceptions to plain text itself. ``rich`` stays importable
+    afterwards for ``status``, which uses it."""
+    if "structlog" in sys.modules:
+        return
+    saved = sys.modules.get("rich")
+    sys.modules["rich"] = None  # type: ignore[assignment]  # import system: "not installed"
+    try:
+        import structlog  # noqa: F401
+    finally:
+        if saved is None:
+            del sys.modules["rich"]
+        else:
+            sys.modules["rich"] = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _import_structlog_without_rich()
     from daemon.app import logging as applog
     from daemon.config.loader import (
         DEFAULT_CONFIG,
