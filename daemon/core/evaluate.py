@@ -189,7 +189,11 @@ class _Shared:
         ):  # a per-pod instance, the bulk of a large account: the general path, inlined
             spend = sums.get(inst.resources[0], 0.0) + 0.0
             run = inst.running
-            burn = run[0].cost_per_hr if len(run) == 1 else math.fsum(p.cost_per_hr for p in run)
+            burn = (
+                0.0 if not run  # most pods are stopped: no generator for an empty fsum
+                else run[0].cost_per_hr if len(run) == 1
+                else math.fsum(p.cost_per_hr for p in run)
+            )  # fmt: skip
             return InstanceStatus(
                 account=self.account,
                 budget=self.budget,
