@@ -13,27 +13,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
-from daemon import __version__
-from daemon.app import logging as applog
-from daemon.config.loader import (
-    DEFAULT_CONFIG,
-    ConfigError,
-    default_config_path,
-    format_problems,
-    load_config,
-)
-from daemon.config.schema import INIT_FILE, data_text, render
-from daemon.core.ports import StoreError
+# Everything else is imported where it is used: `--help` and `--version` must
+# answer in well under 150 ms, and the config loader (pydantic models), structlog
+# (and rich through it), SQLAlchemy and the notifiers' SDKs cost ~250 ms to import.
 
 EXIT_OK, EXIT_API, EXIT_CONFIG, EXIT_STATE = 0, 1, 2, 3
 EXIT_INIT_REFUSED = 1  # init: the file exists or cannot be written
 #: commands that read no config file (so take no -c)
 _NO_CONFIG = ("demo", "init", "schema")
 
-log = structlog.get_logger("daemon.cli")
 
+class _Version(argparse.Action):
+    """``--version``: reads the installed package's metadata only when asked."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from daemon import __version__
+
+        print(f"runpod-budget {__version__}")
+        parser.exit()
 
 def _parser() -> argparse.ArgumentParser:
     # Long on purpose: argparse declarations, one per command and option.
@@ -41,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="runpod-budget",
         description="Budget alerts and enforcement for RunPod GPU pods.",
     )
-    p.add_argument("--version", action="version", version=f"runpod-budget {__version__}")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     p.add_argument(
         "--log-format",
         choices=["auto", "json", "console"],
@@ -99,8 +102,36 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _import_structlog_without_rich() -> None:
+    """Import structlog while ``rich`` looks absent: structlog.dev imports rich
+    and pygments (~4 MB resident, ~20 ms) only for pretty tracebacks, and our
+    log chain renders exceptions to plain text itself. ``rich`` stays importable
+    afterwards for ``status``, which uses it."""
+    if "structlog" in sys.modules:
+        return
+    saved = sys.modules.get("rich")
+    sys.modules["rich"] = None  # type: ignore[assignment]  # import system: "not installed"
+    try:
+        import structlog  # noqa: F401
+    finally:
+        if saved is None:
+            del sys.modules["rich"]
+        else:
+            sys.modules["rich"] = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _import_structlog_without_rich()
+    from daemon.app import logging as applog
+    from daemon.config.loader import (
+        DEFAULT_CONFIG,
+        ConfigError,
+        default_config_path,
+        format_problems,
+    )
+    from daemon.core.ports import StoreError
+
     json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
     level = args.log_level or ("warning" if args.command == "demo" else "info")
     applog.configure_logging(json=json_logs, level=level, stream=sys.stderr)
@@ -147,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_validate(path: Path, env: dict[str, str]) -> int:
+    from daemon.config.loader import load_config
+
     load_config(path, env)  # raises ConfigError with every problem
     print("OK")
     return EXIT_OK
@@ -156,6 +189,8 @@ def cmd_init(path: Path) -> int:
     """Write the packaged starting config to ``path`` (creating its directory).
     Returns 0, or 1 without touching anything when ``path`` already exists or
     cannot be written."""
+    from daemon.config.schema import INIT_FILE, data_text
+
     if path.exists() or path.is_symlink():
         print(
             f"runpod-budget init: {path} already exists; not overwriting it "
@@ -185,5 +220,7 @@ def cmd_init(path: Path) -> int:
 
 def cmd_schema() -> int:
     """Print the config's JSON Schema on standard output; returns 0."""
+    from daemon.config.schema import render
+
     sys.stdout.write(render())
     return EXIT_OK

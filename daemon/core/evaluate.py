@@ -78,11 +78,13 @@ def evaluate(
     statuses: list[InstanceStatus] = []
     findings: list[Finding] = []
     caches: dict[str, dict[str, PodFacts]] = {}
+    scopes: dict[str, dict[object, list[Instance]]] = {}
     for budget in config.budgets:
         for account in config.budget_accounts(budget):
             ev = evaluate_budget(
                 config, budget, account, data, pods.get(account), now=now,
                 facts_cache=caches.setdefault(account, {}),
+                scope_cache=scopes.setdefault(account, {}),
             )  # fmt: skip
             statuses += ev.statuses
             findings += ev.findings
@@ -98,8 +100,12 @@ def evaluate_budget(
     *,
     now: datetime,
     facts_cache: dict[str, PodFacts] | None = None,
+    scope_cache: dict[object, list[Instance]] | None = None,
 ) -> Evaluation:
-    """Evaluate one budget for one account: its statuses and findings."""
+    """Evaluate one budget for one account: its statuses and findings.
+
+    ``facts_cache`` and ``scope_cache`` (one each per account, for one call of
+    :func:`evaluate`) share pod lookups and pod instances between budgets."""
     window = window_at(budget.window, now, config.zone)
     key = series_for(budget, account)
     view = data.view(key)
@@ -114,14 +120,12 @@ def evaluate_budget(
         names=data.names.get((account, key.family), {}),
         pod_spend=list(pod_view.window(window.start, window.end)) if pod_view else (),
         facts_cache=facts_cache,
+        scope_cache=scope_cache,
     )
-    statuses = [
-        instance_status(
-            config, budget, account, window, inst, view=view, live=pods is not None, now=now,
-            minus_view=pod_view,
-        )
-        for inst in scope.instances
-    ]
+    # what every instance of the budget shares is worked out once (a per-pod
+    # budget on 2,000 pods has 2,000 instances)
+    shared = _Shared(config, budget, account, window, view, pods is not None, now, pod_view)
+    statuses = [shared.status(inst) for inst in scope.instances]
     return Evaluation(statuses, [f for s in statuses for f in findings_for(s)])
 
 
@@ -142,35 +146,107 @@ def instance_status(
     ``live`` says whether the account's pods list is known (else the pods'
     burn is estimated from recent spend, see :func:`recent_rate`).
     """
-    sums = view.window(window.start, window.end)
-    spend = total(sums, inst.resources)
-    minus = minus_view if inst.minus_pods else None
-    if minus is not None:
-        spend = max(0.0, spend - total(minus.window(window.start, window.end), inst.minus_pods))
-    hours_left = time_left(window, now) / HOUR
-    if inst.burns_live and live:
-        rate = recent_rate(view, inst.rate_resources, window, now) if inst.rate_resources else 0.0
-        burn = math.fsum(p.cost_per_hr for p in inst.running) + (rate or 0.0)
-        forecast: float | None = spend + burn * hours_left
-    else:
-        estimated = recent_rate(view, inst.resources, window, now)
-        if estimated is not None and minus is not None:
-            gone = recent_rate(minus, inst.minus_pods, window, now) or 0.0
-            estimated = max(0.0, estimated - gone)
-        forecast = None if estimated is None else spend + estimated * hours_left
-    return InstanceStatus(
-        account=account,
-        budget=budget.name,
-        group=inst.group,
-        window=window,
-        spend=spend,
-        limit=budget.limit,
-        forecast=forecast,
-        thresholds=tuple(config.effective_thresholds(budget)),
-        forecast_enabled=config.effective_forecast(budget),
-        top_contributors=top_contributors(inst, sums),
-        pod_ids=_pod_ids(inst, sums),
-    )
+    return _Shared(config, budget, account, window, view, live, now, minus_view).status(inst)
+
+
+class _Shared:
+    """The part of :func:`instance_status` that depends on the budget only."""
+
+    __slots__ = (
+        "account", "budget", "fc_enabled", "hours", "hours_left", "limit", "live",
+        "minus_view", "sums", "thresholds", "view", "window",
+    )  # fmt: skip
+
+    def __init__(  # noqa: PLR0917  (private; the arguments of instance_status)
+        self,
+        config: Config,
+        budget: Budget,
+        account: str,
+        window: Window,
+        view: SeriesView,
+        live: bool,
+        now: datetime,
+        minus_view: SeriesView | None,
+    ) -> None:
+        self.account, self.budget, self.window, self.view = account, budget.name, window, view
+        self.live, self.minus_view, self.limit = live, minus_view, budget.limit
+        self.sums = view.window(window.start, window.end)
+        self.hours_left = time_left(window, now) / HOUR
+        self.hours = _rate_hours(window, now)
+        self.thresholds = tuple(config.effective_thresholds(budget))
+        self.fc_enabled = config.effective_forecast(budget)
+
+    def rate(self, view: SeriesView, resources: Sequence[str]) -> float | None:
+        """:func:`recent_rate` over the budget's window at its ``now``."""
+        if not self.hours:
+            return None
+        return math.fsum(total(view.hour(h), resources) for h in self.hours) / len(self.hours)
+
+    def status(self, inst: Instance) -> InstanceStatus:
+        sums = self.sums
+        if self.live and inst.burns_live and len(inst.resources) == 1 and not (
+            inst.minus_pods or inst.rate_resources or inst.contributors
+        ):  # a per-pod instance, the bulk of a large account: the general path, inlined
+            spend = sums.get(inst.resources[0], 0.0) + 0.0
+            run = inst.running
+            burn = (
+                0.0 if not run  # most pods are stopped: no generator for an empty fsum
+                else run[0].cost_per_hr if len(run) == 1
+                else math.fsum(p.cost_per_hr for p in run)
+            )  # fmt: skip
+            return InstanceStatus(
+                account=self.account,
+                budget=self.budget,
+                group=inst.group,
+                window=self.window,
+                spend=spend,
+                limit=self.limit,
+                forecast=spend + (burn + 0.0) * self.hours_left,
+                thresholds=self.thresholds,
+                forecast_enabled=self.fc_enabled,
+                pod_ids=_pod_ids(inst, sums),
+            )
+        spend = total(sums, inst.resources)
+        minus = self.minus_view if inst.minus_pods else None
+        if minus is not None:
+            w = self.window
+            spend = max(0.0, spend - total(minus.window(w.start, w.end), inst.minus_pods))
+        if inst.burns_live and self.live:
+            rate = self.rate(self.view, inst.rate_resources) if inst.rate_resources else 0.0
+            run = inst.running
+            burn = (
+                (run[0].cost_per_hr if len(run) == 1 else math.fsum(p.cost_per_hr for p in run))
+                + (rate or 0.0)
+            )  # fmt: skip
+            forecast: float | None = spend + burn * self.hours_left
+        else:
+            estimated = self.rate(self.view, inst.resources)
+            if estimated is not None and minus is not None:
+                gone = self.rate(minus, inst.minus_pods) or 0.0
+                estimated = max(0.0, estimated - gone)
+            forecast = None if estimated is None else spend + estimated * self.hours_left
+        return InstanceStatus(
+            account=self.account,
+            budget=self.budget,
+            group=inst.group,
+            window=self.window,
+            spend=spend,
+            limit=self.limit,
+            forecast=forecast,
+            thresholds=self.thresholds,
+            forecast_enabled=self.fc_enabled,
+            top_contributors=top_contributors(inst, sums) if inst.contributors else (),
+            pod_ids=_pod_ids(inst, sums),
+        )
+
+
+def _rate_hours(window: Window, now: datetime) -> list[datetime]:
+    current = floor_hour(now)
+    return [
+        current - k * HOUR
+        for k in range(1, RATE_HOURS + 1)
+        if window.start <= current - k * HOUR < window.end
+    ]
 
 
 def recent_rate(
@@ -178,12 +254,7 @@ def recent_rate(
 ) -> float | None:
     """Average hourly spend of ``resources`` over the last ``RATE_HOURS``
     complete hours in the window, or None if the window has no complete hour yet."""
-    current = floor_hour(now)
-    hours = [
-        current - k * HOUR
-        for k in range(1, RATE_HOURS + 1)
-        if window.start <= current - k * HOUR < window.end
-    ]
+    hours = _rate_hours(window, now)
     if not hours:
         return None
     return math.fsum(total(view.hour(h), resources) for h in hours) / len(hours)
@@ -202,7 +273,17 @@ def top_contributors(
 
 
 def _pod_ids(inst: Instance, sums: Mapping[str, float]) -> tuple[str, ...]:
-    ids = {p.id for p in inst.running}
+    running, res = inst.running, inst.resources
+    if len(res) == 1 and len(running) <= 1 and inst.series.family == "pods":
+        # a per-pod instance (80,000 of them on 2,000 pods x 40 per-pod budgets)
+        r = res[0]
+        if not running:
+            return (r,) if sums.get(r, 0.0) > 0 else ()
+        rid = running[0].id
+        if rid == r or sums.get(r, 0.0) <= 0:
+            return (rid,)
+        return (r, rid) if r < rid else (rid, r)
+    ids = {p.id for p in running}
     if inst.series.family == "pods":
         ids |= {r for r in inst.resources if sums.get(r, 0.0) > 0}
     return tuple(sorted(ids))

@@ -153,11 +153,15 @@ def instances_for(
     names: Mapping[str, str],
     pod_spend: Sequence[str] = (),
     facts_cache: dict[str, PodFacts] | None = None,
+    scope_cache: dict[object, list[Instance]] | None = None,
 ) -> Scope:
     """Cut a budget's series into its instances.
 
     ``facts_cache`` (one dict per account and cycle) lets the budgets of an
-    account look each pod's name and GPU type up once, not once per budget.
+    account look each pod's name and GPU type up once, not once per budget;
+    ``scope_cache`` (likewise) lets budgets with the same pod conditions over
+    the same spend share their (immutable) pod instances: forty ``per: pod``
+    day budgets on 2,000 pods build 2,000 instances, not 80,000.
 
     ``spend_resources`` are the resources with stored spend in the budget's
     series (within the longest window that matters); ``pods`` is the account's
@@ -173,9 +177,19 @@ def instances_for(
             inst = _without_excepted(budget, inst, pod_spend, pods, registry)
         return Scope([inst])
     if family == "pods":
-        return Scope(
-            _pod_instances(budget, key, spend_resources, pods, registry, cache=facts_cache)
-        )
+        if scope_cache is None:
+            return Scope(
+                _pod_instances(budget, key, spend_resources, pods, registry, cache=facts_cache)
+            )
+        m = budget.match
+        ck = (key, budget.per, None if m is None else repr(m), tuple(budget.except_pods),
+              tuple(spend_resources), id(pods))  # fmt: skip
+        found = scope_cache.get(ck)
+        if found is None:
+            found = scope_cache[ck] = _pod_instances(
+                budget, key, spend_resources, pods, registry, cache=facts_cache
+            )
+        return Scope(list(found))
     return Scope(_named_instances(budget, key, family, spend_resources, names))
 
 

@@ -106,4 +106,6 @@ class SpendData:
 
 def total(sums: Mapping[str, float], resources: Iterable[str]) -> float:
     """The exact sum of ``sums`` over ``resources`` (missing ones count 0)."""
+    if type(resources) is tuple and len(resources) == 1:  # a per-pod instance: no fsum
+        return sums.get(resources[0], 0.0) + 0.0  # + 0.0: as fsum, -0.0 becomes 0.0
     return math.fsum(sums.get(r, 0.0) for r in resources)

@@ -126,11 +126,15 @@ def stage_decide(
     # A forecast from live burn on top of spend we could not fetch would claim
     # "still under the limit" without knowing it, and use up the instance's one
     # forecast alert. Thresholds from stored spend remain true crossings.
-    findings = [
-        f
-        for f in evaluation.findings
-        if not (f.kind == "forecast" and f.status.account in fetched.errors)
-    ]
+    findings = (
+        [
+            f
+            for f in evaluation.findings
+            if not (f.kind == "forecast" and f.status.account in fetched.errors)
+        ]
+        if fetched.errors
+        else evaluation.findings  # nothing to drop: skip a pass over ~10^5 findings
+    )
     since = dedupe.ledger_since(config, now)
     ledger = [e for acc in config.accounts for e in store.ledger(acc.name, since)]
     fresh = dedupe.decide(findings, ledger, now)
