@@ -126,7 +126,8 @@ def deliver_due(
 
     ``lease_seconds`` overrides each notifier's lease (``lease_for``).
     ``honour_backoff=False`` (``check``) sends rows that are only backing off
-    at once; a ``Retry-After`` still holds. A notifier that fails transiently
+    at once, and everything due rather than one pass's worth; a
+    ``Retry-After`` still holds. A notifier that fails transiently
     is left alone for the rest of the pass. Never raises for a notifier's
     failure; a ``StoreError`` propagates.
     """
@@ -137,7 +138,10 @@ def deliver_due(
         (lease_for(n) for n in notifiers.values()), default=LEASE_SECONDS
     )
     taken = 0
-    while taken < MAX_PER_PASS:
+    # ``check`` (no backoff) delivers everything due; the daemon's pass is
+    # bounded, the next one is 15 s away
+    cap = MAX_PER_PASS if honour_backoff else None
+    while cap is None or taken < cap:
         claimed_at = clock()
         items = store.claim_due(
             pass_.owner,

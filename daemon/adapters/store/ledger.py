@@ -105,30 +105,35 @@ class LedgerMixin(StoreBase):
         now = aware(now, "now")
         # Insert alerts in id order so two replicas enqueuing overlapping sets
         # cannot deadlock; outbox rows afterwards, in the order given.
-        order = sorted(range(len(alerts)), key=lambda i: alerts[i].id)
+        first: dict[str, int] = {}  # a repeat within ``alerts`` counts once
+        for i, a in enumerate(alerts):
+            first.setdefault(a.id, i)
+        order = sorted(first.values(), key=lambda i: alerts[i].id)
+        params = []
+        for i in order:
+            f = ledger_fields(alerts[i], now)
+            params.append(
+                {
+                    "id": alerts[i].id, "kind": alerts[i].kind, "account": f.account,
+                    "budget": f.budget, "group_key": f.group_key, "threshold": f.threshold,
+                    "window_start": f.window_start, "created_at": now,
+                    "payload": dumps(alerts[i].payload),
+                }
+            )  # fmt: skip
         inserted: set[int] = set()
         with self._tx("enqueuing alerts") as conn:
-            for i in order:
-                alert = alerts[i]
-                f = ledger_fields(alert, now)
+            if params:
+                # one statement for all (executemany with RETURNING): the ids it
+                # returns are the ones really inserted; the others were decided
+                # before (a replica, a restart)
                 res = conn.execute(
                     self._insert(alerts_t)
-                    .values(
-                        id=alert.id,
-                        kind=alert.kind,
-                        account=f.account,
-                        budget=f.budget,
-                        group_key=f.group_key,
-                        threshold=f.threshold,
-                        window_start=f.window_start,
-                        created_at=now,
-                        payload=dumps(alert.payload),
-                    )
                     .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(alerts_t.c.id)
+                    .returning(alerts_t.c.id),
+                    params,
                 )
-                if res.first() is not None:  # else decided before: a replica, a restart
-                    inserted.add(i)
+                got = {row[0] for row in res}
+                inserted = {i for i in order if alerts[i].id in got}
             rows = [
                 {
                     "alert_id": alerts[i].id,
