@@ -310,31 +310,34 @@ def check_stops(sim: Simulator, audit: list[dict[str, Any]], received: set[str])
 
 
 def notifier_waits(kills: list[Kill], hits: list[Hit]) -> dict[str, Any]:
-    """Per kill with alerts pending: restart -> first POST of one of them."""
+    """Per kill with alerts pending: restart -> first POST of one of them (the
+    notifier resumed) and -> first 2xx of one (delivered); "promised": the
+    head row's lease/backoff at the kill, counted from the restart."""
     samples: list[dict[str, Any]] = []
     for k in kills:
         if not k.pending or k.restarted is None:
             continue
-        pend = set(k.pending)
-        first = next((h for h in hits if h.wall >= k.restarted and h.alert_id in pend), None)
-        if first is None:
-            samples.append({"kill": k.n, "wait_s": None})
-            continue
-        allowed_from = max(k.restarted, k.head_due or 0.0)
-        samples.append({"kill": k.n, "wait_s": round(first.wall - k.restarted, 3),
-                        "promised_s": round(allowed_from - k.restarted, 3),
-                        "beyond_promise_s": round(max(0.0, first.wall - allowed_from), 3)})
-    waits = [s["wait_s"] for s in samples if s["wait_s"] is not None]
-    beyond = [s["beyond_promise_s"] for s in samples if s["wait_s"] is not None]
-    return {
-        "kills_with_pending": len(samples),
-        "never_resumed": sum(1 for s in samples if s["wait_s"] is None),
-        "max_s": max(waits, default=None),
-        "median_s": round(statistics.median(waits), 3) if waits else None,
-        "beyond_promise_max_s": max(beyond, default=None),
-        "beyond_promise_median_s": round(statistics.median(beyond), 3) if beyond else None,
-        "samples": samples,
-    }
+        pend, t0 = set(k.pending), k.restarted
+        after = [h for h in hits if h.wall >= t0 and h.alert_id in pend]
+        post = next((h.wall for h in after), None)
+        ok = next((h.wall for h in after if h.ok), None)
+        due = max(t0, k.head_due or 0.0)
+        samples.append({
+            "kill": k.n, "pending": len(pend), "promised_s": round(due - t0, 3),
+            "to_post_s": None if post is None else round(post - t0, 3),
+            "to_delivery_s": None if ok is None else round(ok - t0, 3),
+            "beyond_promise_s": None if post is None else round(max(0.0, post - due), 3),
+        })
+
+    def stat(key: str) -> dict[str, float | None]:
+        xs = [s[key] for s in samples if s[key] is not None]
+        return {"max": max(xs, default=None),
+                "median": round(statistics.median(xs), 3) if xs else None}
+
+    return {"kills_with_pending": len(samples),
+            "never_resumed": sum(1 for s in samples if s["to_delivery_s"] is None),
+            "to_post": stat("to_post_s"), "to_delivery": stat("to_delivery_s"),
+            "beyond_promise": stat("beyond_promise_s"), "samples": samples}
 
 
 def log_errors(path: Path) -> dict[str, int]:
@@ -395,6 +398,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         p for p in ch.restarted_pods if sim.pod(p).running and
                         len(sim.pod(p).running) > 1),
                     "kills": [vars(k) for k in ch.kills], "state": args.state,
+                    "hits": [[round(h.wall, 3), h.alert_id, h.status] for h in rx.hits()],
                     "config": config_text("HOOK", mask_url(url))})
     return out
 
@@ -413,9 +417,11 @@ def summary_rows(r: dict[str, Any]) -> list[list[Any]]:
         ["double stops (same instance)", len(s["double"])],
         ["stops without an intent row", len(s["without_intent"])],
         ["kills with alerts pending", w["kills_with_pending"]],
-        ["notifier wait after restart, max s", w["max_s"]],
-        ["notifier wait after restart, median s", w["median_s"]],
-        ["  beyond lease/backoff, max s", w["beyond_promise_max_s"]],
+        ["notifier wait, restart -> first POST, max / median s",
+         f"{w['to_post']['max']} / {w['to_post']['median']}"],
+        ["notifier wait, restart -> first 2xx, max / median s",
+         f"{w['to_delivery']['max']} / {w['to_delivery']['median']}"],
+        ["  first POST beyond lease/backoff, max s", w["beyond_promise"]["max"]],
         ["pending alerts never resent", w["never_resumed"]],
         ["final run: drain s, exit code", f"{r['drain_s']}, {r['exit_code']}"],
     ]
