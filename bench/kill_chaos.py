@@ -304,7 +304,14 @@ def check_stops(sim: Simulator, audit: list[dict[str, Any]], received: set[str])
     results: dict[str, int] = {}
     for a in audit:
         results[str(a["result"])] = results.get(str(a["result"]), 0) + 1
+    # intents settled "unknown" (pod still running at reconcile) that never
+    # reached RunPod: the pod is left running for the rest of that instance
+    unknown_no_call = [
+        {"pod": a["pod_id"], "instance": a["instance_id"]} for a in audit
+        if a["result"] == "unknown"
+        and not any(p == a["pod_id"] and at >= a["intent_at"] for p, at in calls)]
     return {"stop_calls": len(calls), "pods_stopped": len({p for p, _ in calls}),
+            "unknown_without_call": unknown_no_call,
             "unannounced": unannounced, "double": double, "without_intent": no_intent,
             "intent_results": results}
 
@@ -381,6 +388,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(tmpdir)
         url = fresh_state(args.state, tmp)
         (tmp / "budgets.yaml").write_text(config_text(rx.url + "/hook", url), encoding="utf-8")
+        if args.stop_delay:
+            # widen the window between the intent row and the stop's result, so
+            # kills land inside it (the stop still takes effect after the delay)
+            sim.fail("/v2/pods/", "delay", delay=args.stop_delay, times=10**6, method="POST")
         ch = Chaos(sim, rx, tmp, rng, schedule, url)
         started = time.time()
         ch.run_kills(args.kills, tuple(args.gap))
@@ -416,6 +427,7 @@ def summary_rows(r: dict[str, Any]) -> list[list[Any]]:
         ["unannounced stops", len(s["unannounced"])],
         ["double stops (same instance)", len(s["double"])],
         ["stops without an intent row", len(s["without_intent"])],
+        ["intents settled unknown, no stop reached RunPod", len(s["unknown_without_call"])],
         ["kills with alerts pending", w["kills_with_pending"]],
         ["notifier wait, restart -> first POST, max / median s",
          f"{w['to_post']['max']} / {w['to_post']['median']}"],
@@ -435,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pods", type=int, default=24, help="fast pods started during the chaos")
     ap.add_argument("--idle", type=int, default=4, help="idle pods started during the chaos")
     ap.add_argument("--fail-rate", type=float, default=0.2, help="share of POSTs answered 503")
+    ap.add_argument("--stop-delay", type=float, default=0.0,
+                    help="seconds the simulator holds each stop call before doing it")
     ap.add_argument("--drain-timeout", type=float, default=600.0, help="final run at most (s)")
     ap.add_argument("--state", choices=("sqlite", "postgres"), default="sqlite",
                     help="state store: SQLite file, or a fresh schema in " + PG_URL)
@@ -442,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default="kill_chaos", help="bench/results/NAME.json")
     args = ap.parse_args(argv)
     print(f"kill_chaos: {args.kills} kills, gap {args.gap[0]}-{args.gap[1]} s, "
-          f"fail rate {args.fail_rate:.0%}", flush=True)
+          f"fail rate {args.fail_rate:.0%}, stop delay {args.stop_delay} s, "
+          f"state {args.state}", flush=True)
     r = run(args)
     print()
     print(table(["", "value"], summary_rows(r)))
