@@ -94,6 +94,7 @@ def config_text(hook: str, state: str) -> str:
 timezone: UTC
 state: "{state}"
 poll_interval: 1s
+http: {{listen: "127.0.0.1:0"}}
 notifiers:
   hook: {{type: webhook, url: "{hook}", timeout: 2}}
 defaults:
