@@ -371,8 +371,18 @@ class AuditStore(Protocol):
         ...
 
     def record_result(
-        self, instance_id: str, pod_id: str, now: datetime, result: str, detail: dict[str, Any]
-    ) -> None: ...
+        self,
+        instance_id: str,
+        pod_id: str,
+        now: datetime,
+        result: str,
+        detail: dict[str, Any],
+        *,
+        alerts: Sequence[Alert] = (),
+    ) -> None:
+        """Record a stop's outcome and queue ``alerts`` (its announcement) in
+        one transaction: a crash keeps both or neither."""
+        ...
 
     def record_audit(self, now: datetime, event: str, detail: dict[str, Any]) -> None:
         """Append an enforcement event (a refusal, a dry run) to the audit."""

@@ -132,8 +132,9 @@ class Enforcer:
         self, plan: EnforcementPlan, config: Config, now: datetime
     ) -> list[EnforcementResult]:
         """Carry the plan out; returns one result per action and refusal, refusals
-        of the plan first, then the actions in plan order. ``config`` is not
-        needed today (the plan carries every decision). Raises only
+        of the plan first, then the actions in plan order. ``config`` names
+        who hears of a stop: its announcement is queued with its result, in
+        one transaction (a crash keeps both or neither). Raises only
         ``StoreError`` (the stop is then not attempted, or its result unknown:
         the intent row makes the next cycle report ``unknown_after_crash``)."""
         announced = self._announced(plan)
@@ -141,7 +142,7 @@ class Enforcer:
         for r in plan.refusals:
             results.append(self._refused(r, now))
         for a in plan.actions:
-            results.append(self._would_stop(a, now) if a.dry_run else self._stop(a, now))
+            results.append(self._would_stop(a, now) if a.dry_run else self._stop(a, now, config))
         out = [
             self._catch_up(
                 replace(
@@ -208,7 +209,17 @@ class Enforcer:
     def _would_stop(self, a: StopAction, now: datetime) -> EnforcementResult:
         return self._result(a, "would_stop", now, "dry_run")
 
-    def _stop(self, a: StopAction, now: datetime) -> EnforcementResult:
+    def _settle(
+        self, iid: str, res: EnforcementResult, detail: dict[str, Any], config: Config
+    ) -> EnforcementResult:
+        """Record ``res`` as the stop's result, its announcement with it."""
+        result = res.action if res.action in ("stopped", "failed") else res.reason
+        alerts = enforcement_alerts([res], config, res.at)
+        assert res.pod_id is not None
+        self.store.record_result(iid, res.pod_id, res.at, result, detail, alerts=alerts)
+        return res
+
+    def _stop(self, a: StopAction, now: datetime, config: Config) -> EnforcementResult:
         # 1. re-check that the pod still runs, right before stopping it
         try:
             live = {p.id: p for p in self.api.list_pods()}
@@ -249,16 +260,16 @@ class Enforcer:
         except ApiError as e:
             detail = {"error": str(e), "status": e.status, "reason": e.reason, "attempt": attempt}
             if e.reason == "conflict":  # 409: no longer stoppable; a retry cannot help
-                self.store.record_result(iid, a.pod_id, now, "not_stoppable", detail)
-                return self._result(
+                refused = self._result(
                     a, "refused", now, "not_stoppable", error=str(e), attempt=attempt
                 )
-            self.store.record_result(iid, a.pod_id, now, "failed", detail)
-            return self._result(
+                return self._settle(iid, refused, detail, config)
+            failed = self._result(
                 a, "failed", now, e.reason or "error", error=str(e), attempt=attempt
             )
-        self.store.record_result(iid, a.pod_id, now, "stopped", {"attempt": attempt})
-        return self._result(a, "stopped", now, attempt=attempt)
+            return self._settle(iid, failed, detail, config)
+        stopped = self._result(a, "stopped", now, attempt=attempt)
+        return self._settle(iid, stopped, {"attempt": attempt}, config)
 
     @staticmethod
     def _intent_detail(a: StopAction, attempt: int) -> dict[str, Any]:
@@ -302,7 +313,6 @@ class Enforcer:
             live = {p.id: p for p in listing}.get(pod_id)
             result = "unknown" if live is not None and live.running else "stopped"
             iid = str(row["instance_id"])
-            self.store.record_result(iid, pod_id, now, result, {"reconciled": True})
             status = status_from_detail(detail)
             res = EnforcementResult(
                 action="stopped" if result == "stopped" else "refused",
@@ -316,6 +326,10 @@ class Enforcer:
                 at=now,
                 status=status,
                 attempt=int(detail.get("attempt", 1) or 1),
+            )
+            alerts = enforcement_alerts([res], config, now)
+            self.store.record_result(
+                iid, pod_id, now, result, {"reconciled": True}, alerts=alerts
             )
             log.warning("enforce.reconciled", pod_id=pod_id, instance=iid, result=result)
             out.append(res)

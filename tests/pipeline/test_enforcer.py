@@ -458,18 +458,37 @@ def test_describe_lines(sim: Simulator, store: SqlStore) -> None:
     assert r.describe().startswith(f"would stop pod {RUNAWAY} (train-sweep)")
 
 
-def test_a_stop_whose_announcement_was_lost_is_announced_once_later(
+def test_a_stop_is_queued_with_its_result_so_a_crash_cannot_lose_its_announcement(
     sim: Simulator, store: SqlStore
 ) -> None:
     e = env(sim, store, per_pod())
-    # the cycle that stopped the pod died before its alert reached the outbox
+    # the cycle that stopped the pod dies right after the executor returns
     first = e.enforcer.execute(e.plan(), e.config, e.now)
     assert [r.action for r in first] == ["stopped"]
+    ledger = {x.id for x in store.ledger(ACC, e.now - timedelta(days=1))}
+    assert first[0].alert_id in ledger  # queued with the result, in one transaction
+    assert store.pending_count() == 1
+    e.clock.advance(timedelta(minutes=5))
+    results, _ = e.cycle()
+    assert [r.reason for r in results] == ["not_running"]  # nothing to announce again
+    assert e.stop_calls() == 1
+
+
+def test_a_stop_recorded_without_its_announcement_is_announced_once_later(
+    sim: Simulator, store: SqlStore
+) -> None:
+    # a result row without its alert (written before results and announcements
+    # shared a transaction): the next cycle announces the stop, once
+    e = env(sim, store, per_pod())
+    [action] = e.plan().actions
+    store.record_intent(action.instance_key, action.pod_id, e.now, {"account": ACC})
+    sim.stop_pod(action.pod_id)
+    store.record_result(action.instance_key, action.pod_id, e.now, "stopped", {"attempt": 1})
     e.clock.advance(timedelta(minutes=5))
     results, alerts = e.cycle()
     assert [(r.action, r.late) for r in results] == [("stopped", True)]
     assert [a.id.rsplit(":", 2)[-2:] for a in alerts] == [[RUNAWAY, "stopped"]]
-    assert e.stop_calls() == 1  # announced, not stopped again
+    assert e.stop_calls() == 0  # announced, never stopped by us again
     e.clock.advance(timedelta(minutes=5))
     results, alerts = e.cycle()
     assert alerts == [] and [r.reason for r in results] == ["not_running"]

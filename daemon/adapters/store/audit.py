@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,9 @@ from sqlalchemy import select
 
 from daemon.adapters.store.base import StoreBase
 from daemon.adapters.store.engine import aware, dumps
+from daemon.adapters.store.ledger import enqueue_in
 from daemon.adapters.store.schema import enforcement_log_t, enforcement_t
+from daemon.core.model import Alert
 
 
 def _stop_row(r: Any) -> dict[str, Any]:
@@ -53,13 +56,23 @@ class AuditMixin(StoreBase):
         return inserted
 
     def record_result(
-        self, instance_id: str, pod_id: str, now: datetime, result: str, detail: dict[str, Any]
+        self,
+        instance_id: str,
+        pod_id: str,
+        now: datetime,
+        result: str,
+        detail: dict[str, Any],
+        *,
+        alerts: Sequence[Alert] = (),
     ) -> None:
-        """Record the outcome of a stop (``stopped``, ``failed``, ``dry_run`` …).
-        Without an earlier intent, the row is created with ``intent_at = now``."""
+        """Record the outcome of a stop (``stopped``, ``failed``, ``dry_run`` …)
+        and queue ``alerts`` (its announcement) in the same transaction, so a
+        crash cannot keep the one without the other. Without an earlier
+        intent, the row is created with ``intent_at = now``."""
         now = aware(now, "now")
         e = enforcement_t
         with self._tx("recording an enforcement result") as conn:
+            enqueue_in(conn, self._insert, alerts, now)
             res = conn.execute(
                 e.update()
                 .where(e.c.instance_id == instance_id, e.c.pod_id == pod_id)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Connection, Table, exists, select
 
 from daemon.adapters.store.base import StoreBase
 from daemon.adapters.store.engine import aware, dumps, parse_time
@@ -103,48 +104,54 @@ class LedgerMixin(StoreBase):
         inserted, in the order given. Outbox rows are numbered in that order.
         """
         now = aware(now, "now")
-        # Insert alerts in id order so two replicas enqueuing overlapping sets
-        # cannot deadlock; outbox rows afterwards, in the order given.
-        first: dict[str, int] = {}  # a repeat within ``alerts`` counts once
-        for i, a in enumerate(alerts):
-            first.setdefault(a.id, i)
-        order = sorted(first.values(), key=lambda i: alerts[i].id)
-        params = []
-        for i in order:
-            f = ledger_fields(alerts[i], now)
-            params.append(
-                {
-                    "id": alerts[i].id, "kind": alerts[i].kind, "account": f.account,
-                    "budget": f.budget, "group_key": f.group_key, "threshold": f.threshold,
-                    "window_start": f.window_start, "created_at": now,
-                    "payload": dumps(alerts[i].payload),
-                }
-            )  # fmt: skip
-        inserted: set[int] = set()
         with self._tx("enqueuing alerts") as conn:
-            if params:
-                # one statement for all (executemany with RETURNING): the ids it
-                # returns are the ones really inserted; the others were decided
-                # before (a replica, a restart)
-                res = conn.execute(
-                    self._insert(alerts_t)
-                    .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(alerts_t.c.id),
-                    params,
-                )
-                got = {row[0] for row in res}
-                inserted = {i for i in order if alerts[i].id in got}
-            rows = [
-                {
-                    "alert_id": alerts[i].id,
-                    "notifier": n,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                }
-                for i in sorted(inserted)
-                for n in dict.fromkeys(alerts[i].notifiers)
-            ]
-            if rows:
-                conn.execute(outbox_t.insert(), rows)
-        return [alerts[i].id for i in sorted(inserted)]
+            return enqueue_in(conn, self._insert, alerts, now)
+
+
+def enqueue_in(
+    conn: Connection, insert: Callable[[Table], Any], alerts: Sequence[Alert], now: datetime
+) -> list[str]:
+    """:meth:`LedgerMixin.enqueue` inside the caller's transaction (the
+    enforcement audit records a stop and its announcement together)."""
+    # Insert alerts in id order so two replicas enqueuing overlapping sets
+    # cannot deadlock; outbox rows afterwards, in the order given.
+    first: dict[str, int] = {}  # a repeat within ``alerts`` counts once
+    for i, a in enumerate(alerts):
+        first.setdefault(a.id, i)
+    order = sorted(first.values(), key=lambda i: alerts[i].id)
+    params = []
+    for i in order:
+        f = ledger_fields(alerts[i], now)
+        params.append(
+            {
+                "id": alerts[i].id, "kind": alerts[i].kind, "account": f.account,
+                "budget": f.budget, "group_key": f.group_key, "threshold": f.threshold,
+                "window_start": f.window_start, "created_at": now,
+                "payload": dumps(alerts[i].payload),
+            }
+        )  # fmt: skip
+    if not params:
+        return []
+    # one statement for all (executemany with RETURNING): the ids it returns
+    # are the ones really inserted; the others were decided before (a
+    # replica, a restart)
+    res = conn.execute(
+        insert(alerts_t).on_conflict_do_nothing(index_elements=["id"]).returning(alerts_t.c.id),
+        params,
+    )
+    got = {row[0] for row in res}
+    inserted = sorted(i for i in order if alerts[i].id in got)
+    rows = [
+        {
+            "alert_id": alerts[i].id,
+            "notifier": n,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for i in inserted
+        for n in dict.fromkeys(alerts[i].notifiers)
+    ]
+    if rows:
+        conn.execute(outbox_t.insert(), rows)
+    return [alerts[i].id for i in inserted]
