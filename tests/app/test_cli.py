@@ -19,25 +19,12 @@ from pathlib import Path
 import pytest
 
 from daemon.simulator import Simulator
+from tests.support.payloads import PAYLOAD_KEYS
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
 KEY = "rpa_CLISECRETKEY0123456789abcdef"
-PAYLOAD_KEYS = {
-    "id",
-    "kind",
-    "account",
-    "budget",
-    "group",
-    "window",
-    "spend_usd",
-    "limit_usd",
-    "percent",
-    "threshold_percent",
-    "forecast_usd",
-    "fired_at",
-}
 COMMANDS = ("run", "check", "validate", "status", "test-notify", "demo")
 
 # Rolling 24h windows give the same numbers whatever the time of day or month.

@@ -24,25 +24,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.simulator import Simulator
+from tests.support.payloads import PAYLOAD_KEYS
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
 KEY = "svc-test-key-7f3a9c"
-PAYLOAD_KEYS = {
-    "id",
-    "kind",
-    "account",
-    "budget",
-    "group",
-    "window",
-    "spend_usd",
-    "limit_usd",
-    "percent",
-    "threshold_percent",
-    "forecast_usd",
-    "fired_at",
-}
 
 # Rolling 24h windows: the same numbers whatever the time of day or month.
 # "all-24h": far over $1 at once (the A100 pod ran 6 h at $1.64/h) -> one alert at 100%.
