@@ -39,6 +39,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from daemon.adapters.http_status import classify_status
+from daemon.adapters.tls import client_context
 from daemon.config.models import WebhookNotifier
 from daemon.core.model import Alert
 from daemon.core.payload import PayloadError, encode_json
@@ -150,7 +151,11 @@ class WebhookSender:
             Webhook(signing_key(s.get_secret_value())) for s in config.signing_secrets()
         ]
         self._own_http = http is None
-        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+        self._http = (
+            http
+            if http is not None
+            else httpx.Client(follow_redirects=False, verify=client_context())
+        )
         self._clock = clock
         self._disabled_reason = disabled_reason
 

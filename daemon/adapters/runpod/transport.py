@@ -56,6 +56,7 @@ import structlog
 from daemon.adapters.runpod.errors import Attempt, Secret, check_status, install_retry_hook
 from daemon.adapters.runpod.parse import BadAnswer
 from daemon.adapters.runpod.ratelimit import RateLimits
+from daemon.adapters.tls import client_context
 from daemon.core.ports import ApiError
 
 _MIN_ATTEMPT: Final = 0.1  # seconds an attempt gets at least, or it is not worth starting
@@ -150,7 +151,11 @@ class Transport:
         self._sleep = sleep if sleep is not None else self._cancel.wait
         self.rate_limits = rate_limits if rate_limits is not None else RateLimits(clock)
         self._own_http = http is None
-        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+        self._http = (
+            http
+            if http is not None
+            else httpx.Client(follow_redirects=False, verify=client_context())
+        )
         install_retry_hook()
 
     def __repr__(self) -> str:
