@@ -35,14 +35,14 @@ such a pod gets no uptime finding).
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from daemon.core.model import IdleState, Pod, fmt_num, fold_gpu, iso_z
+from daemon.core.model import IdleState, Pod, fmt_num, iso_z
+from daemon.core.scopes import PodFacts, pod_matcher
 
 GuardKind = Literal["idle", "uptime"]
 UNKNOWN_START = "unknown"  # run start in an idle id when RunPod gave no startedAt
@@ -71,17 +71,6 @@ class PodMatch:
     pod_name: str | None = None  # shell glob, case-sensitive
     gpu_type: tuple[str, ...] | None = None
 
-    def matches(self, pod: Pod) -> bool:
-        if self.pod_id is not None and pod.id not in self.pod_id:
-            return False
-        if self.pod_name is not None and not fnmatch.fnmatchcase(pod.name, self.pod_name):
-            return False
-        if self.gpu_type is not None:
-            wanted = {fold_gpu(g) for g in self.gpu_type}
-            if pod.gpu_type is None or fold_gpu(pod.gpu_type) not in wanted:
-                return False
-        return True
-
 
 @dataclass(frozen=True, slots=True)
 class GuardRule:
@@ -104,9 +93,9 @@ class GuardRule:
         (as budget enforcement protects pods)."""
         if self.accounts is not None and account not in self.accounts:
             return False
-        if pod.id in self.except_pods or pod.name in self.except_pods:
-            return False
-        return self.match is None or self.match.matches(pod)
+        # the same rules as a budget's pod keys (daemon.core.scopes)
+        ok = pod_matcher(self.match, self.except_pods)
+        return ok(pod.id, PodFacts(pod.name, pod.gpu_type))
 
 
 # --------------------------------------------------------------------------- findings

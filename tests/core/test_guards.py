@@ -16,14 +16,13 @@ from daemon.core.guards import (
     IdleRule,
     PodMatch,
     evaluate_guards,
-    fold_gpu,
     idle_book_from_json,
     idle_book_to_json,
     run_guards,
     track_guards,
     track_idle,
 )
-from daemon.core.model import Pod, PodStatus
+from daemon.core.model import Pod, PodStatus, fold_gpu
 from daemon.core.payload_pods import idle_payload, uptime_payload
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
