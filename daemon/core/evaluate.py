@@ -129,35 +129,16 @@ def evaluate_budget(
     return Evaluation(statuses, [f for s in statuses for f in findings_for(s)])
 
 
-def instance_status(
-    config: Config,
-    budget: Budget,
-    account: str,
-    window: Window,
-    inst: Instance,
-    *,
-    view: SeriesView,
-    live: bool,
-    now: datetime,
-    minus_view: SeriesView | None = None,
-) -> InstanceStatus:
-    """Spend, forecast, contributors and pods of one instance at ``now``.
-
-    ``live`` says whether the account's pods list is known (else the pods'
-    burn is estimated from recent spend, see :func:`recent_rate`).
-    """
-    return _Shared(config, budget, account, window, view, live, now, minus_view).status(inst)
-
-
 class _Shared:
-    """The part of :func:`instance_status` that depends on the budget only."""
+    """What every instance of one budget shares; :meth:`status` gives each
+    instance's spend, forecast, contributors and pods at ``now``."""
 
     __slots__ = (
         "account", "budget", "fc_enabled", "hours", "hours_left", "limit", "live",
         "minus_view", "sums", "thresholds", "view", "window",
     )  # fmt: skip
 
-    def __init__(  # noqa: PLR0917  (private; the arguments of instance_status)
+    def __init__(  # noqa: PLR0917  (private; what one budget's instances share)
         self,
         config: Config,
         budget: Budget,
@@ -177,7 +158,8 @@ class _Shared:
         self.fc_enabled = config.effective_forecast(budget)
 
     def rate(self, view: SeriesView, resources: Sequence[str]) -> float | None:
-        """:func:`recent_rate` over the budget's window at its ``now``."""
+        """Average hourly spend of ``resources`` over the last ``RATE_HOURS``
+        complete hours in the window, or None if it has no complete hour yet."""
         if not self.hours:
             return None
         return math.fsum(total(view.hour(h), resources) for h in self.hours) / len(self.hours)
@@ -187,7 +169,7 @@ class _Shared:
         if self.live and inst.burns_live and len(inst.resources) == 1 and not (
             inst.minus_pods or inst.rate_resources or inst.contributors
         ):  # a per-pod instance, the bulk of a large account: the general path, inlined
-            spend = sums.get(inst.resources[0], 0.0) + 0.0
+            spend = total(sums, inst.resources)
             run = inst.running
             burn = (
                 0.0 if not run  # most pods are stopped: no generator for an empty fsum
@@ -201,7 +183,7 @@ class _Shared:
                 window=self.window,
                 spend=spend,
                 limit=self.limit,
-                forecast=spend + (burn + 0.0) * self.hours_left,
+                forecast=spend + burn * self.hours_left,
                 thresholds=self.thresholds,
                 forecast_enabled=self.fc_enabled,
                 pod_ids=_pod_ids(inst, sums),
@@ -247,17 +229,6 @@ def _rate_hours(window: Window, now: datetime) -> list[datetime]:
         for k in range(1, RATE_HOURS + 1)
         if window.start <= current - k * HOUR < window.end
     ]
-
-
-def recent_rate(
-    view: SeriesView, resources: Sequence[str], window: Window, now: datetime
-) -> float | None:
-    """Average hourly spend of ``resources`` over the last ``RATE_HOURS``
-    complete hours in the window, or None if the window has no complete hour yet."""
-    hours = _rate_hours(window, now)
-    if not hours:
-        return None
-    return math.fsum(total(view.hour(h), resources) for h in hours) / len(hours)
 
 
 def top_contributors(
@@ -317,7 +288,5 @@ __all__ = [
     "evaluate",
     "evaluate_budget",
     "findings_for",
-    "instance_status",
-    "recent_rate",
     "top_contributors",
 ]

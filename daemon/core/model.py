@@ -12,9 +12,6 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Literal
 
-BucketSize = Literal["hour", "day", "week", "month", "year"]
-Grouping = Literal["podId", "gpuTypeId"]
-
 #: A billing family: one stream of spend per account. ``account`` is the whole
 #: account's total (v2 ``GET /billing``; v1 the sum of its three billing calls),
 #: kept with one point per component family (``resource`` = ``total``, ``pods``,
@@ -66,34 +63,6 @@ class Resource:
     family: Literal["serverless", "storage"]
     id: str
     name: str
-
-
-@dataclass(frozen=True, slots=True)
-class BillingRecord:
-    """One row of ``GET /billing/pods``: spend of one group in one bucket.
-
-    ``time`` is the bucket start (UTC). Exactly one of ``pod_id`` / ``gpu_type``
-    is normally set, according to the request's ``grouping``.
-    """
-
-    time: datetime
-    amount: float
-    pod_id: str | None = None
-    gpu_type: str | None = None
-    endpoint_id: str | None = None
-    time_billed_ms: int | None = None
-    disk_space_billed_gb: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkVolumeRecord:
-    """One row of ``GET /billing/networkvolumes``."""
-
-    time: datetime
-    amount: float
-    disk_space_billed_gb: int | None = None
-    high_performance_storage_amount: float | None = None
-    high_performance_storage_disk_space_billed_gb: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
