@@ -58,6 +58,11 @@ def _bad_number(value: object, path: str) -> str | None:
             found = _bad_number(v, f"{path}.{k}" if path else str(k))
             if found:
                 return found
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple record
+        for name, v in zip(value._fields, value, strict=True):
+            found = _bad_number(v, f"{path}.{name}" if path else name)
+            if found:
+                return found
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             found = _bad_number(v, f"{path}[{i}]")

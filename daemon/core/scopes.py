@@ -189,7 +189,7 @@ def instances_for(
             found = scope_cache[ck] = _pod_instances(
                 budget, key, spend_resources, pods, registry, cache=facts_cache
             )
-        return Scope(list(found))
+        return Scope(found)  # shared by the budgets: read, never mutated
     return Scope(_named_instances(budget, key, family, spend_resources, names))
 
 
