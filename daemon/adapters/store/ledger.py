@@ -76,25 +76,16 @@ class LedgerMixin(StoreBase):
     def ledger(self, account: str, since: datetime) -> list[LedgerEntry]:
         """Every decided alert of ``account`` created at or after ``since``."""
         since = aware(since, "since")
+        c = alerts_t.c
         with self._tx("reading the alert ledger") as conn:
+            # not the payload: ~8,000 entries on a busy account, ~1 KB each
             rows = conn.execute(
-                select(alerts_t)
+                select(c.id, c.kind, c.account, c.budget, c.group_key, c.threshold,
+                       c.window_start, c.created_at)  # fmt: skip
                 .where(alerts_t.c.account == account, alerts_t.c.created_at >= since)
                 .order_by(alerts_t.c.created_at, alerts_t.c.id)
             ).all()
-        return [
-            LedgerEntry(
-                id=r.id,
-                kind=r.kind,
-                account=r.account,
-                budget=r.budget,
-                group_key=r.group_key,
-                threshold=r.threshold,
-                window_start=r.window_start,
-                created_at=r.created_at,
-            )
-            for r in rows
-        ]
+        return [LedgerEntry(*r) for r in rows]  # the columns in LedgerEntry's order
 
     def enqueue(self, alerts: Sequence[Alert], now: datetime) -> list[str]:
         """Insert alerts and one outbox row per notifier, all in one transaction.
