@@ -7,6 +7,7 @@ redactor before anything can log it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 import structlog
 from pydantic import BaseModel, SecretStr
+from stamina.instrumentation import StructlogOnRetryHook, set_on_retry_hooks
 
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
 from daemon.adapters.runpod import (
@@ -150,6 +152,17 @@ class Runtime:
         self.store.close()
 
 
+@functools.cache
+def _retry_hooks_without_prometheus() -> None:
+    """stamina's retry instrumentation: its structlog hook only. Its default
+    also counts retries on prometheus_client's global registry, which this
+    daemon never exports (its metrics have a registry of their own, and RunPod
+    attempts log their own event instead of stamina's hooks); installing that
+    hook would import prometheus_client into every one-shot command. Once per
+    process: the clients wrap these hooks when they are made."""
+    set_on_retry_hooks([StructlogOnRetryHook])
+
+
 def build_clients(
     config: Config,
     env: Mapping[str, str],
@@ -158,6 +171,7 @@ def build_clients(
 ) -> tuple[dict[str, RunPodApi], dict[str, BalanceApi]]:
     """One RunPod client per account in the configured API version, and one
     balance (GraphQL) client per account when the config has ``balance``."""
+    _retry_hooks_without_prometheus()
     # read from ``env`` (not os.environ): the commands and tests pass their own
     base = env.get("RUNPOD_API_BASE_URL") or default_base_url(config.api.version)
     graphql = None
