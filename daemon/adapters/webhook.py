@@ -33,10 +33,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from standardwebhooks import Webhook
 
 from daemon.adapters.http_status import classify_status
 from daemon.adapters.tls import client_context
@@ -44,6 +43,9 @@ from daemon.config.models import WebhookNotifier
 from daemon.core.model import Alert
 from daemon.core.payload import PayloadError, encode_json
 from daemon.core.ports import DeliveryError
+
+if TYPE_CHECKING:
+    from standardwebhooks import Webhook
 
 USER_AGENT = "runpod-budget/0.1 (+webhook)"
 
@@ -122,6 +124,18 @@ def encode_body(payload: Mapping[str, Any]) -> str:
     return encode_json(payload)
 
 
+def signers(config: WebhookNotifier) -> list[Webhook]:
+    """One signer per configured secret (none: the webhook goes unsigned).
+    Raises ``ValueError`` like ``signing_key``."""
+    secrets = config.signing_secrets()
+    if not secrets:
+        return []
+    # imported on use: a daemon whose webhooks are unsigned need not load it
+    from standardwebhooks import Webhook
+
+    return [Webhook(signing_key(s.get_secret_value())) for s in secrets]
+
+
 class WebhookSender:
     """``Notifier`` for a ``type: webhook`` notifier.
 
@@ -147,9 +161,7 @@ class WebhookSender:
         _redact.add(self._url.get_secret_value())
         self._timeout = httpx.Timeout(config.timeout)
         self.send_timeout = float(config.timeout)
-        self._signers = [
-            Webhook(signing_key(s.get_secret_value())) for s in config.signing_secrets()
-        ]
+        self._signers = signers(config)
         self._own_http = http is None
         self._http = (
             http

@@ -7,6 +7,7 @@ redactor before anything can log it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -15,27 +16,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 import structlog
 from pydantic import BaseModel, SecretStr
+from stamina.instrumentation import StructlogOnRetryHook, set_on_retry_hooks
 
 from daemon.adapters.notifiers import build_notifiers, close_notifiers
 from daemon.adapters.runpod import (
-    DEFAULT_BASE_URLS,
-    DEFAULT_GRAPHQL_URL,
+    default_base_url,
+    default_graphql_url,
     make_api,
     make_balance_api,
 )
 from daemon.adapters.store import open_store
 from daemon.app import logging as applog
-from daemon.app.metrics import Metrics
 from daemon.config.loader import api_key_for, load_config, resolve_secret, state_url
 from daemon.config.models import Config
 from daemon.core.ports import BalanceApi, Notifier, RunPodApi, Store
 from daemon.pipeline.cycle import Deps
 from daemon.pipeline.enforcer import AccountRouter, Enforcer
+from daemon.pipeline.observer import NullObserver, Observer
 from daemon.pipeline.outbox import disabled_key
+
+if TYPE_CHECKING:
+    from daemon.adapters.runpod import RequestInfo
 
 log = structlog.get_logger("daemon.runtime")
 
@@ -101,6 +106,21 @@ def restore_disabled(config: Config, store: Store) -> dict[str, str]:
     return out
 
 
+class RuntimeObserver(Observer, Protocol):
+    """What the running parts report to: the pipeline's events and every
+    RunPod API request. ``run`` passes its Prometheus ``Metrics``."""
+
+    def on_api_request(self, info: RequestInfo) -> None: ...
+
+
+class NullRuntimeObserver(NullObserver):
+    """Reports go nowhere: the one-shot commands export no metrics, so they
+    neither import prometheus_client nor keep a series per budget instance."""
+
+    def on_api_request(self, info: RequestInfo) -> None:
+        return None
+
+
 @dataclass
 class Runtime:
     config_path: Path
@@ -108,15 +128,16 @@ class Runtime:
     store: Store
     apis: dict[str, RunPodApi]
     notifiers: dict[str, Notifier]
-    metrics: Metrics
+    observer: RuntimeObserver
     clock: Callable[[], datetime] = utcnow
     extra_close: list[Callable[[], None]] = field(default_factory=list)
     balance_apis: dict[str, BalanceApi] = field(default_factory=dict)
 
     def deps(self) -> Deps:
-        enforcer = Enforcer(AccountRouter(self.apis), self.store, on_event=self.metrics.enforcement)
+        on_event = self.observer.enforcement
+        enforcer = Enforcer(AccountRouter(self.apis), self.store, on_event=on_event)
         return Deps(
-            self.config, self.store, self.apis, self.notifiers, self.clock, self.metrics,
+            self.config, self.store, self.apis, self.notifiers, self.clock, self.observer,
             enforcer=enforcer, balance_apis=self.balance_apis,
         )
 
@@ -131,17 +152,31 @@ class Runtime:
         self.store.close()
 
 
+@functools.cache
+def _retry_hooks_without_prometheus() -> None:
+    """stamina's retry instrumentation: its structlog hook only. Its default
+    also counts retries on prometheus_client's global registry, which this
+    daemon never exports (its metrics have a registry of their own, and RunPod
+    attempts log their own event instead of stamina's hooks); installing that
+    hook would import prometheus_client into every one-shot command. Once per
+    process: the clients wrap these hooks when they are made."""
+    set_on_retry_hooks([StructlogOnRetryHook])
+
+
 def build_clients(
     config: Config,
     env: Mapping[str, str],
-    metrics: Metrics,
+    observer: RuntimeObserver,
     cancel: threading.Event | None = None,
 ) -> tuple[dict[str, RunPodApi], dict[str, BalanceApi]]:
     """One RunPod client per account in the configured API version, and one
     balance (GraphQL) client per account when the config has ``balance``."""
+    _retry_hooks_without_prometheus()
     # read from ``env`` (not os.environ): the commands and tests pass their own
-    base = env.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URLS[config.api.version]
-    graphql = env.get("RUNPOD_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL
+    base = env.get("RUNPOD_API_BASE_URL") or default_base_url(config.api.version)
+    graphql = None
+    if config.balance is not None:
+        graphql = env.get("RUNPOD_GRAPHQL_URL") or default_graphql_url()
     timeout = config.api.timeout.total_seconds()
     deadline = config.api.deadline.total_seconds()
     clients: dict[str, RunPodApi] = {}
@@ -151,12 +186,12 @@ def build_clients(
         applog.register_secret(key)
         clients[acc.name] = make_api(
             config.api.version, key, base_url=base, timeout=timeout, deadline=deadline,
-            on_request=metrics.on_api_request, cancel=cancel,
+            on_request=observer.on_api_request, cancel=cancel,
         )  # fmt: skip
-        if config.balance is not None:
+        if graphql is not None:
             balances[acc.name] = make_balance_api(
                 key, url=graphql, timeout=timeout, deadline=deadline,
-                on_request=metrics.on_api_request, cancel=cancel,
+                on_request=observer.on_api_request, cancel=cancel,
             )  # fmt: skip
     return clients, balances
 
@@ -166,7 +201,7 @@ def build_runtime(
     env: Mapping[str, str] | None = None,
     *,
     console: TextIO | None = None,
-    metrics: Metrics | None = None,
+    observer: RuntimeObserver | None = None,
     clock: Callable[[], datetime] = utcnow,
     config: Config | None = None,
     read_only: bool = False,
@@ -174,13 +209,14 @@ def build_runtime(
 ) -> Runtime:
     """Load the config (raises ConfigError), open the store (raises StoreError)
     and build clients and notifiers. ``read_only`` (dry runs, ``status``) does
-    not create a SQLite state file that does not exist yet."""
+    not create a SQLite state file that does not exist yet. ``observer``
+    (``run``: its Prometheus metrics) defaults to one that reports nowhere."""
     env = os.environ if env is None else env
     if config is None:
         config = load_config(config_path, env)
     for s in config_secrets(config, env):
         applog.register_secret(s)
-    metrics = metrics or Metrics()
+    observer = NullRuntimeObserver() if observer is None else observer
     url = state_url(config, env)
     if read_only and url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         # a dry run records nothing, not even an empty database: a missing
@@ -188,7 +224,7 @@ def build_runtime(
         url = "sqlite://"
     store = open_store(url)
     try:
-        apis, balances = build_clients(config, env, metrics, cancel)
+        apis, balances = build_clients(config, env, observer, cancel)
         disabled = restore_disabled(config, store)
         notifiers = build_notifiers(
             config.notifiers, zone=config.zone, console_stream=console, disabled=disabled
@@ -197,5 +233,5 @@ def build_runtime(
         store.close()
         raise
     return Runtime(
-        config_path, config, store, apis, notifiers, metrics, clock, balance_apis=balances
+        config_path, config, store, apis, notifiers, observer, clock, balance_apis=balances
     )

@@ -77,7 +77,7 @@ class Service:
             config_path,
             env,
             console=console,
-            metrics=self.metrics,
+            observer=self.metrics,
             clock=clock,
             config=config,
             cancel=self.stop_event,  # SIGTERM ends RunPod retries, so stop is prompt
@@ -252,7 +252,7 @@ class Service:
                 self.config_path,
                 self.env,
                 console=self.console,
-                metrics=self.metrics,
+                observer=self.metrics,
                 clock=self.clock,
                 config=new_cfg,
                 cancel=self.stop_event,

@@ -13,21 +13,70 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from daemon.adapters.runpod import graphql, v1, v2
-from daemon.adapters.runpod.graphql import GraphQLBalance
 from daemon.adapters.runpod.parse import MAX_AMOUNT
 from daemon.adapters.runpod.ratelimit import RateLimits
 from daemon.adapters.runpod.transport import RequestInfo, Transport
-from daemon.adapters.runpod.v1 import RunPodV1
-from daemon.adapters.runpod.v2 import RunPodV2
+
+# v1, v2 and graphql build their pydantic validators at import (~35 ms
+# together): each is imported when a client of its kind is made, so a
+# process imports the one API version it talks to, and GraphQL only with
+# ``balance:`` configured. Their names below are imported on first access.
+if TYPE_CHECKING:
+    from daemon.adapters.runpod.graphql import GraphQLBalance
+    from daemon.adapters.runpod.v1 import RunPodV1
+    from daemon.adapters.runpod.v2 import RunPodV2
+
+    DEFAULT_BASE_URLS: dict[str, str]
+    DEFAULT_GRAPHQL_URL: str
 
 Version = Literal["v1", "v2"]
-DEFAULT_BASE_URLS: dict[str, str] = {"v1": v1.DEFAULT_BASE_URL, "v2": v2.DEFAULT_BASE_URL}
-DEFAULT_GRAPHQL_URL: str = graphql.DEFAULT_URL
+VERSIONS: tuple[Version, ...] = ("v1", "v2")
+
+
+def default_base_url(version: Version) -> str:
+    """The RunPod base URL of ``version`` (it includes the version prefix).
+    Raises ValueError for an unknown version."""
+    if version == "v1":
+        from daemon.adapters.runpod import v1
+
+        return v1.DEFAULT_BASE_URL
+    if version == "v2":
+        from daemon.adapters.runpod import v2
+
+        return v2.DEFAULT_BASE_URL
+    raise ValueError(f"unknown RunPod API version {version!r}: expected v1 or v2")
+
+
+def default_graphql_url() -> str:
+    """RunPod's GraphQL endpoint (balance)."""
+    from daemon.adapters.runpod import graphql
+
+    return graphql.DEFAULT_URL
+
+
+def __getattr__(name: str) -> Any:
+    """The names whose modules are imported on use (PEP 562)."""
+    if name == "DEFAULT_BASE_URLS":
+        return {v: default_base_url(v) for v in VERSIONS}
+    if name == "DEFAULT_GRAPHQL_URL":
+        return default_graphql_url()
+    if name == "GraphQLBalance":
+        from daemon.adapters.runpod.graphql import GraphQLBalance
+
+        return GraphQLBalance
+    if name == "RunPodV1":
+        from daemon.adapters.runpod.v1 import RunPodV1
+
+        return RunPodV1
+    if name == "RunPodV2":
+        from daemon.adapters.runpod.v2 import RunPodV2
+
+        return RunPodV2
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_api(
@@ -47,14 +96,21 @@ def make_api(
     version prefix). ``options`` go to :class:`Transport` (retry waits,
     ``max_body_bytes``, ``retry_after_cap``, ...). Raises ValueError for an
     unknown version or an empty key."""
-    if version not in DEFAULT_BASE_URLS:
-        raise ValueError(f"unknown RunPod API version {version!r}: expected v1 or v2")
-    base = base_url or os.environ.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE_URLS[version]
-    gone = v1.GONE if version == "v1" else v2.GONE
-    transport = Transport(api_key, base, api=version, gone=gone, timeout=timeout,
-                          deadline=deadline, cancel=cancel, on_request=on_request, http=http,
-                          **options)
-    return RunPodV1(transport) if version == "v1" else RunPodV2(transport)
+    default = default_base_url(version)  # raises ValueError for an unknown version
+    base = base_url or os.environ.get("RUNPOD_API_BASE_URL") or default
+
+    def transport(gone: str) -> Transport:
+        return Transport(api_key, base, api=version, gone=gone, timeout=timeout,
+                         deadline=deadline, cancel=cancel, on_request=on_request, http=http,
+                         **options)
+
+    if version == "v1":
+        from daemon.adapters.runpod import v1
+
+        return v1.RunPodV1(transport(v1.GONE))
+    from daemon.adapters.runpod import v2
+
+    return v2.RunPodV2(transport(v2.GONE))
 
 
 def make_balance_api(
@@ -70,22 +126,29 @@ def make_balance_api(
 ) -> GraphQLBalance:
     """The GraphQL balance adapter: ``url`` defaults to ``$RUNPOD_GRAPHQL_URL``,
     then ``https://api.runpod.io/graphql``."""
+    from daemon.adapters.runpod import graphql
+
     target = url or os.environ.get("RUNPOD_GRAPHQL_URL") or graphql.DEFAULT_URL
     transport = Transport(api_key, target, api="graphql", gone=graphql.GONE, timeout=timeout,
                           deadline=deadline, cancel=cancel, on_request=on_request, http=http,
                           **options)
-    return GraphQLBalance(transport)
+    return graphql.GraphQLBalance(transport)
 
 
 __all__ = [
     "DEFAULT_BASE_URLS",
+    "DEFAULT_GRAPHQL_URL",
     "MAX_AMOUNT",
+    "VERSIONS",
     "GraphQLBalance",
     "RateLimits",
     "RequestInfo",
     "RunPodV1",
     "RunPodV2",
     "Transport",
+    "Version",
+    "default_base_url",
+    "default_graphql_url",
     "make_api",
     "make_balance_api",
 ]

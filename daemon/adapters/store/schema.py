@@ -114,15 +114,25 @@ def _outbox(md: MetaData, *extra: Any) -> Table:
 
 
 outbox_t = _outbox(metadata, Column("retry_after_at", UtcDateTime, nullable=True))
-# Only pending rows: the head of each notifier's queue is one index probe away,
-# however many delivered rows the table holds.
-pending_ix = Index(
-    "ix_outbox_pending_head",
-    outbox_t.c.notifier,
-    outbox_t.c.seq,
-    sqlite_where=outbox_t.c.status == "pending",
-    postgresql_where=outbox_t.c.status == "pending",
-)
+
+
+def pending_index(dialect: str) -> Index:
+    """``ix_outbox_pending_head``: only pending rows, so the head of each
+    notifier's queue is one index probe away however many delivered rows the
+    table holds. A partial index is a dialect option (``sqlite_where``,
+    ``postgresql_where``), built for the connection's dialect when it is
+    created: declaring ``postgresql_where`` up front makes SQLAlchemy import
+    its whole PostgreSQL dialect (asyncpg's included) in every SQLite daemon."""
+    # a table of its own: an Index on outbox_t's columns would join outbox_t.indexes
+    t = Table(
+        "outbox",
+        MetaData(),
+        Column("notifier", String(200)),
+        Column("seq", _SEQ),
+        Column("status", String(16)),
+    )
+    where: dict[str, Any] = {f"{dialect}_where": t.c.status == "pending"}
+    return Index("ix_outbox_pending_head", t.c.notifier, t.c.seq, **where)
 
 enforcement_t = Table(
     "enforcement",
@@ -219,7 +229,7 @@ def _m4_families_registry_guard(conn: Connection) -> None:
     )
     kind = "VARCHAR(32)" if conn.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
     conn.exec_driver_sql(f"ALTER TABLE outbox ADD COLUMN retry_after_at {kind}")
-    pending_ix.create(conn)
+    pending_index(conn.dialect.name).create(conn)
 
 
 Migration = Callable[[Connection], None]
