@@ -81,7 +81,7 @@ class LedgerMixin(StoreBase):
             # not the payload: ~8,000 entries on a busy account, ~1 KB each
             rows = conn.execute(
                 select(c.id, c.kind, c.account, c.budget, c.group_key, c.threshold,
-                       c.window_start, c.created_at)  # fmt: skip
+                       c.window_start, c.created_at)
                 .where(alerts_t.c.account == account, alerts_t.c.created_at >= since)
                 .order_by(alerts_t.c.created_at, alerts_t.c.id)
             ).all()
