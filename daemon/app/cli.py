@@ -121,6 +121,10 @@ def _import_structlog_without_rich() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # this process is the command (tests and embedders pass argv)
+        from daemon.app import heap
+
+        heap.configure()
     args = _parser().parse_args(argv)
     _import_structlog_without_rich()
     from daemon.app import logging as applog

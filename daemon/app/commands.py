@@ -14,6 +14,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from daemon.adapters.console_text import console_text
+from daemon.app import heap
 from daemon.app.runtime import Runtime, build_runtime
 from daemon.core.model import Alert
 from daemon.core.payload import alert_from_payload, test_payload
@@ -27,6 +28,7 @@ def check(path: Path, env: Mapping[str, str], *, dry_run: bool, out: TextIO | No
     """One cycle. 0 when it ran (alerts or not); 1 when billing was unusable."""
     out = out or sys.stdout
     rt = build_runtime(path, env, read_only=dry_run)
+    heap.settle()
     try:
         print(api_line(rt), file=out, flush=True)
         result = run_cycle(rt.deps(), dry_run=dry_run, one_shot=True)

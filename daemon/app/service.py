@@ -32,7 +32,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.app import systemd
+from daemon.app import heap, systemd
 from daemon.app.http import HealthServer, HealthState
 from daemon.app.metrics import Metrics
 from daemon.app.runtime import Runtime, build_runtime, utcnow
@@ -233,6 +233,7 @@ class Service:
                 "http.listening", listen=f"{http_cfg.listen.rpartition(':')[0]}:{self.http.port}"
             )
         self.metrics.init_notifiers(self.rt.notifiers)
+        heap.settle()
         self._schedule()
         self.scheduler.start()
         log.info(

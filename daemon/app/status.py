@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
+from daemon.app import heap
 from daemon.app.commands import EXIT_FAIL, EXIT_OK, api_line
 from daemon.app.runtime import Runtime, build_runtime
 from daemon.config.models import Config, Digest
@@ -75,6 +76,7 @@ def status(path: Path, env: Mapping[str, str], *, out: TextIO | None = None) -> 
     out = out or sys.stdout
     console = Console(file=out, width=160, soft_wrap=False)
     rt = build_runtime(path, env, read_only=True)
+    heap.settle()
     try:
         console.print(api_line(rt), markup=False)
         deps = rt.deps()
