@@ -145,11 +145,11 @@ def evaluate_budget(
     return Evaluation(statuses, findings)
 
 
-#: A per-pod instance's (group, spend, forecast, pod ids), the part of its
-#: status that does not depend on the budget's limit.
-_Row = tuple[Group, float, float, tuple[str, ...]]
+#: An instance's (group, spend, forecast, top contributors, pod ids): the part
+#: of its status that does not depend on the budget's limit or thresholds.
+_Row = tuple[Group, float, float | None, tuple[Contributor, ...], tuple[str, ...]]
 #: (instances, sums, hours left, live) -> the instances and their rows
-RowCache = dict[tuple[int, int, float, bool], tuple[Sequence[Instance], list[_Row | None]]]
+RowCache = dict[tuple[int, int, float, bool], tuple[Sequence[Instance], list[_Row]]]
 
 
 class _Shared:
@@ -187,18 +187,19 @@ class _Shared:
             return None
         return math.fsum(total(view.hour(h), resources) for h in self.hours) / len(self.hours)
 
-    def rows(self, instances: Sequence[Instance]) -> list[_Row | None]:
-        """Spend, forecast and pod ids of each per-pod instance (None for the
-        others): the same arithmetic as :meth:`status`, inlined."""
-        sums, hours_left = self.sums, self.hours_left
-        out: list[_Row | None] = []
+    def rows(self, instances: Sequence[Instance]) -> list[_Row]:
+        """The part of each instance's status that does not depend on the
+        budget's limit or thresholds: group, spend, forecast, top contributors,
+        pod ids. Per-pod instances take the general path's arithmetic inlined."""
+        sums, hours_left, live = self.sums, self.hours_left, self.live
+        out: list[_Row] = []
         for inst in instances:
             res = inst.resources
             if not (
-                self.live and inst.burns_live and len(res) == 1
+                live and inst.burns_live and len(res) == 1
                 and not (inst.minus_pods or inst.rate_resources or inst.contributors)
             ):  # fmt: skip
-                out.append(None)
+                out.append(self.general_row(inst))
                 continue
             r = res[0]
             spend = sums.get(r, 0.0) + 0.0  # + 0.0: as fsum in total(), -0.0 becomes 0.0
@@ -214,7 +215,7 @@ class _Shared:
                 )
                 forecast = spend + burn * hours_left
                 ids = _pod_ids(inst, sums)
-            out.append((inst.group, spend, forecast, ids))
+            out.append((inst.group, spend, forecast, (), ids))
         return out
 
     def run(
@@ -226,11 +227,11 @@ class _Shared:
     ) -> None:
         """Append each instance's status and findings (as :func:`findings_for`).
 
-        Per-pod instances, ~80,000 per poll on a 2,000-pod account with forty
-        ``per: pod`` budgets, take a fast path: their spend and forecast do not
+        A 2,000-pod account with forty ``per: pod`` budgets has ~80,000
+        instances per poll. Their spend, forecast and contributors do not
         depend on the budget's limit, so budgets over the same instances and
-        window share :meth:`rows` (``row_cache``), and the findings are
-        :func:`findings_for` inlined (pinned equal by
+        window share :meth:`rows` (``row_cache``); :func:`findings_for` is
+        inlined (both pinned equal to :meth:`status` by
         tests/core/test_evaluate_fast.py)."""
         key = (id(instances), id(self.sums), self.hours_left, self.live)
         hit = row_cache.get(key)
@@ -243,15 +244,9 @@ class _Shared:
         # InstanceStatus(...) goes through a generated __new__; tuple.__new__
         # builds the same named tuple without that call (80,000 times a poll)
         new, cls = tuple.__new__, InstanceStatus
-        for inst, row in zip(instances, hit[1], strict=True):
-            if row is None:
-                st = self.status(inst)
-                statuses.append(st)
-                findings.extend(findings_for(st))
-                continue
-            group, spend, forecast, ids = row
+        for group, spend, forecast, top_contributors, ids in hit[1]:
             st = new(cls, (account, name, group, window, spend, limit, forecast,
-                           thresholds, fc, (), ids))  # fmt: skip
+                           thresholds, fc, top_contributors, ids))  # fmt: skip
             statuses.append(st)
             top = None
             scaled = spend * 100.0
@@ -260,10 +255,27 @@ class _Shared:
                     top = t
             if top is not None:
                 findings.append(Finding(kind="threshold", status=st, threshold=top))
-            if fc and spend < limit and forecast >= limit:
+            if fc and forecast is not None and spend < limit and forecast >= limit:
                 findings.append(Finding(kind="forecast", status=st, threshold=None))
 
     def status(self, inst: Instance) -> InstanceStatus:
+        """``inst``'s status by the general path (the reference :meth:`run` keeps to)."""
+        group, spend, forecast, top_contributors, ids = self.general_row(inst)
+        return InstanceStatus(
+            account=self.account,
+            budget=self.budget,
+            group=group,
+            window=self.window,
+            spend=spend,
+            limit=self.limit,
+            forecast=forecast,
+            thresholds=self.thresholds,
+            forecast_enabled=self.fc_enabled,
+            top_contributors=top_contributors,
+            pod_ids=ids,
+        )
+
+    def general_row(self, inst: Instance) -> _Row:
         sums = self.sums
         spend = total(sums, inst.resources)
         minus = self.minus_view if inst.minus_pods else None
@@ -284,18 +296,12 @@ class _Shared:
                 gone = self.rate(minus, inst.minus_pods) or 0.0
                 estimated = max(0.0, estimated - gone)
             forecast = None if estimated is None else spend + estimated * self.hours_left
-        return InstanceStatus(
-            account=self.account,
-            budget=self.budget,
-            group=inst.group,
-            window=self.window,
-            spend=spend,
-            limit=self.limit,
-            forecast=forecast,
-            thresholds=self.thresholds,
-            forecast_enabled=self.fc_enabled,
-            top_contributors=top_contributors(inst, sums) if inst.contributors else (),
-            pod_ids=_pod_ids(inst, sums),
+        return (
+            inst.group,
+            spend,
+            forecast,
+            top_contributors(inst, sums) if inst.contributors else (),
+            _pod_ids(inst, sums),
         )
 
 

@@ -172,10 +172,18 @@ def instances_for(
     family = budget_family(budget)
     key = SeriesKey(account, family)
     if family == "account":
-        inst = _account_instance(budget, key, pods)
-        if subtracts_pods(budget):
-            inst = _without_excepted(budget, inst, pod_spend, pods, registry)
-        return Scope([inst])
+        minus = subtracts_pods(budget)
+        ak = (key, "account", tuple(budget.resources or ()), id(pods),
+              (tuple(budget.except_pods), tuple(pod_spend)) if minus else None)  # fmt: skip
+        cached = scope_cache.get(ak) if scope_cache is not None else None
+        if cached is None:
+            inst = _account_instance(budget, key, pods)
+            if minus:
+                inst = _without_excepted(budget, inst, pod_spend, pods, registry)
+            cached = [inst]
+            if scope_cache is not None:
+                scope_cache[ak] = cached
+        return Scope(cached)
     if family == "pods":
         if scope_cache is None:
             return Scope(

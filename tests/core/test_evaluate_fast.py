@@ -9,12 +9,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.core.evaluate import _Shared, evaluate, findings_for
+from daemon.core.evaluate import _Shared, evaluate, evaluate_budget, findings_for
 from daemon.core.model import Pod
 from daemon.core.scopes import instances_for, series_for
 from daemon.core.spend import SpendData
 from daemon.core.windows import window_at
-from tests.core.helpers import NOW, PODS, bud, cfg, pod, pt
+from tests.core.helpers import ACCOUNT, L4, NOW, PODS, acct, bud, cfg, data, pod, pt
 
 AMOUNTS = st.one_of(
     st.sampled_from([0.0, -0.0, 50.0, 80.0, 99.99999999999, 100.0, 1e-12]),
@@ -74,3 +74,36 @@ def test_budgets_sharing_pods_and_window_each_keep_their_own_limit() -> None:
     }
     [only] = ev.findings
     assert only.alert_id == "acc:low:pod=p1:2026-11-24T00:00:00Z:threshold:100"
+
+
+def test_budgets_evaluated_together_equal_each_evaluated_alone() -> None:
+    # budgets share scopes and rows only where their pods, resources,
+    # exceptions and windows agree: the shared caches change no status
+    config = cfg(
+        bud("all", window="month", forecast=True),
+        bud("all-again", window="month", limit=50.0, forecast=True),
+        bud("pods-only", window="month", resources=["pods"], forecast=True),
+        bud("but-p1", window="month", except_pods=["p1"], forecast=True),
+        bud("per-pod", per="pod", window="day"),
+        bud("per-pod-week", per="pod", window="week"),
+        bud("per-gpu", per="gpu_type", window="day", limit=20.0),
+        bud("l4-only", match={"gpu_type": [L4]}, window="day"),
+        bud("rolling", window="24h", forecast=True),
+    )
+    points = {
+        ACCOUNT: [p for h in range(12) for p in acct(9.0, h, pods=6.0, storage=3.0)],
+        PODS: [pt(pid, a, h) for h in range(12) for pid, a in (("p1", 4.0), ("p2", 2.0))]
+        + [pt("p1", 7.0, -5)],  # Monday: in the week, not in the day
+    }
+    pods = [pod("p1", 4.0), pod("p2", 2.0, gpu=L4), pod("p3", 1.0, running=False)]
+    together = evaluate(config, data(points), {"acc": pods, "other": ()}, NOW)
+    alone = [
+        ev
+        for b in config.budgets
+        for acc in config.budget_accounts(b)
+        for ev in [evaluate_budget(config, b, acc, data(points), pods if acc == "acc" else (),
+                                   now=NOW)]
+    ]
+    assert together.statuses == [s for ev in alone for s in ev.statuses]
+    assert together.findings == [f for ev in alone for f in ev.findings]
+    assert {s.budget for s in together.statuses} == {b.name for b in config.budgets}
