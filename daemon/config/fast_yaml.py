@@ -102,11 +102,12 @@ def plain_or_none(text: str) -> dict[Any, Any] | None:
 
 
 @lru_cache(maxsize=1)
-def _resolvers() -> dict[Any, list[tuple[str, Any]]]:
-    """ruamel.yaml's YAML 1.2 implicit resolvers by first character: the
-    table its round-trip reader resolves plain scalars with."""
-    table: dict[Any, list[tuple[str, Any]]] = VersionedResolver(version=(1, 2)).versioned_resolver
-    return table
+def _resolvers() -> dict[str, list[tuple[str, Any]]]:
+    """ruamel.yaml's YAML 1.2 implicit resolvers by first character, as
+    (tag, match function): the table its round-trip reader resolves plain
+    scalars with."""
+    table = VersionedResolver(version=(1, 2)).versioned_resolver
+    return {first: [(tag, regexp.match) for tag, regexp in rules] for first, rules in table.items()}
 
 
 class _Reader:
@@ -230,8 +231,8 @@ class _Reader:
             raise _Unsure("a block scalar header the two parsers may read differently")
         if not event.implicit[0]:  # quoted or block: a string
             return text
-        for tag, regexp in self.resolvers.get(text[:1], ()):
-            if regexp.match(text):
+        for tag, match in self.resolvers.get(text[:1], ()):
+            if match(text):
                 return _typed(tag, text)
         return text
 

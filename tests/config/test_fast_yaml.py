@@ -151,6 +151,7 @@ TAKEN = {  # the fast reader must read these, and read them the same
     "merge of several, first wins, own keys first": (
         "x-a: &a {p: 1, q: 1}\nx-b: &b {q: 2, r: 2}\nm:\n  <<: [*a, *b]\n  s: 3\n  p: 0\n"
     ),
+    "<< between own keys": "x: &x {p: 1, a: 0}\nm:\n  a: 1\n  <<: *x\n  b: 2\n",
     "nested merges": "x-a: &a {p: 1}\nx-b: &b {<<: *a, q: 2}\nm: {<<: *b, r: 3}\n",
     "merge of an inline mapping": "m: {<<: {a: 1}, b: 2}\n",
     "quoted << is a key": "x-a: &a {p: 1}\nm: {'<<': *a}\n",
