@@ -1,7 +1,8 @@
 """Loading the YAML config: marks, ``${VAR}``, and every problem at once.
 
 ``load_config`` reads the file with ruamel.yaml's round-trip loader (which
-keeps the line and column of every key and value), substitutes ``${VAR}``
+keeps the line and column of every key and value; a good config is read
+faster without them, see ``parse_config``), substitutes ``${VAR}``
 (from ``$CREDENTIALS_DIRECTORY/VAR``, the file named by ``VAR_FILE``, or the
 variable itself; ``$${`` is a literal ``${``), validates with the pydantic
 models and, when anything is wrong, raises one ``ConfigError`` listing every
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from daemon.config.fast_yaml import plain_or_none
 from daemon.config.messages import covered, locate, message_for
 from daemon.config.models import (
     REFERENCE_ERROR_TYPE,
@@ -231,10 +233,56 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     require_api_keys: bool = True,
 ) -> Config:
-    """Like ``load_config`` for text already read; ``file`` names it in problems."""
+    """Like ``load_config`` for text already read; ``file`` names it in problems.
+
+    A good config is read by ``fast_yaml`` (libyaml, without marks); the
+    round-trip reader, which knows where every key is, reads it again only
+    when something is wrong or the fast reader cannot promise the same data
+    (or ``ruamel.yaml.clib`` is not installed), so problems are worded
+    exactly as before and a good config means exactly what it did."""
+    env = os.environ if env is None else env
+    data = plain_or_none(text)
+    if data is not None:
+        config = _config_if_valid(data, env, require_api_keys)
+        if config is not None:
+            return config
+    return _parse_with_marks(text, file, env, require_api_keys)
+
+
+def _config_if_valid(
+    data: dict[Any, Any], env: Mapping[str, str], require_api_keys: bool
+) -> Config | None:
+    """The config of plain ``data`` when nothing at all is wrong with it,
+    else None (``_parse_with_marks`` then says what)."""
+    env_errors: list[tuple[Loc, str]] = []
+    data = _substitute(_without_anchor_keys(data), (), env, env_errors)
+    if env_errors:
+        return None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError:
+        return None
+    if require_api_keys:
+        if "accounts" in data:
+            if any(_api_key_errors(data["accounts"], env)):
+                return None
+        elif resolve_secret("RUNPOD_API_KEY", env) is None:
+            return None
+    return config
+
+
+def _without_anchor_keys(data: dict[Any, Any]) -> dict[Any, Any]:
+    # top-level "x-…" keys hold YAML anchors to reuse (as in docker compose)
+    return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+
+
+def _parse_with_marks(
+    text: str, file: str, env: Mapping[str, str], require_api_keys: bool
+) -> Config:
+    """``parse_config`` with the round-trip reader: every problem, with its
+    line and column."""
     # Long on purpose: one pass that collects every problem (YAML, types,
     # references) before reporting them together.
-    env = os.environ if env is None else env
     try:
         doc = yaml_loader().load(text)
     except MarkedYAMLError as e:
@@ -250,9 +298,7 @@ def parse_config(
         message = f"the top level must be a mapping (version: 1, …), not {kind}"
         raise ConfigError([Problem(file, 1, 1, "-", message)])
     marks = Marks()
-    data = plain(doc, (), marks)
-    # top-level "x-…" keys hold YAML anchors to reuse (as in docker compose)
-    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    data = _without_anchor_keys(plain(doc, (), marks))
 
     errors: list[tuple[Loc, str]] = []  # (path in data, message)
     env_errors: list[tuple[Loc, str]] = []

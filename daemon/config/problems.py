@@ -113,7 +113,7 @@ def plain(node: Any, path: Loc, marks: Marks) -> Any:
 def _owner(node: CommentedMap, key: Any) -> CommentedMap:
     """The mapping that really holds ``key``: ``node``, or for a key that came
     through a merge (``<<: *anchor``) the anchored mapping, which has the marks."""
-    if key in node.lc.data:
+    if key in (node.lc.data or ()):  # None when every key came through '<<'
         return node
     for merged in getattr(node, "merge", None) or []:
         source = merged[-1] if isinstance(merged, tuple) else merged  # older ruamel: (i, map)
