@@ -18,6 +18,7 @@ it actually spent in (thousands of pods answer in well under a second).
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -96,7 +97,12 @@ def spread(segs: Sequence[Seg], cuts: Sequence[float], now: float) -> dict[int, 
     if len(cuts) < 2 or not segs:
         return out
     lo, hi = cuts[0], min(cuts[-1], now)
-    for s, e, rate in segs:
+    # segments are disjoint and sorted, so the first that can reach ``lo`` is
+    # the last one starting at or before it: a month of history is skipped
+    # with one bisect instead of one step per session
+    first = max(bisect_right(segs, (lo, math.inf, math.inf)) - 1, 0)
+    for k in range(first, len(segs)):
+        s, e, rate = segs[k]
         if e <= lo:
             continue
         if s >= hi:
