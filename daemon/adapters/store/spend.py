@@ -1,8 +1,10 @@
 """Spend points per (account, family) series and the coverage the planner reads.
 
 Times are whole epoch seconds in both tables, so a bulk read builds each
-distinct bucket start once instead of parsing a string per row; writes go
-through one ``executemany`` in one transaction.
+distinct bucket start once instead of parsing a string per row. A write
+compares with what is stored and rewrites only the buckets that changed (a
+steady poll re-sends settled hours), in one transaction: ``COPY`` on
+PostgreSQL, one ``executemany`` on SQLite.
 """
 
 from __future__ import annotations
