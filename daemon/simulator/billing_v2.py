@@ -18,7 +18,7 @@ is all standard or all high-performance storage by its type.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ ACCOUNT = (
     ("clusterNetworkingAmount", "clusters", "networkingAmount"),
 )
 
+_POD_PART = {"gpuAmount": "podGpuAmount", "cpuAmount": "podCpuAmount"}
 
 Rec = dict[str, Any]
 
@@ -70,9 +71,10 @@ def _by_id(items: list[Any]) -> list[Any]:
     return sorted(items, key=lambda x: x.id)
 
 
-def _pods(sc: Scenario, cs: list[float], isos: list[str], now: float, *, rid: str | None,
-          out: list[list[Rec]]) -> None:
-    # the hot path of big accounts: one dict per record, built in place
+def _pod_spend(sc: Scenario, cs: list[float], now: float, rid: str | None
+               ) -> Iterator[tuple[int, str, float, float, str]]:
+    """(bucket index, pod id, total, disk part, the other part's field) per pod
+    with spend in a bucket, pods in id order: the hot path of big accounts."""
     for pod in _by_id(sc.pods):  # cluster members bill through /billing/clusters
         if rid is not None and pod.id != rid:
             continue
@@ -86,14 +88,17 @@ def _pods(sc: Scenario, cs: list[float], isos: list[str], now: float, *, rid: st
             r_usd = ran[i][0] if i in ran else 0.0
             s_usd = stop[i][0] if i in stop else 0.0
             total = round(r_usd + s_usd, DECIMALS)
-            if total <= 0:
-                continue
-            disk = min(total, round(r_usd * share + s_usd, DECIMALS))
-            rec = {"startTime": isos[i], "endTime": isos[i + 1], "podId": pid,
-                   "totalAmount": total, "gpuAmount": 0.0, "cpuAmount": 0.0,
-                   "diskAmount": disk}
-            rec[main] = round(total - disk, DECIMALS)
-            out[i].append(rec)
+            if total > 0:
+                yield i, pid, total, min(total, round(r_usd * share + s_usd, DECIMALS)), main
+
+
+def _pods(sc: Scenario, cs: list[float], isos: list[str], now: float, *, rid: str | None,
+          out: list[list[Rec]]) -> None:
+    for i, pid, total, disk, main in _pod_spend(sc, cs, now, rid):
+        rec = {"startTime": isos[i], "endTime": isos[i + 1], "podId": pid,
+               "totalAmount": total, "gpuAmount": 0.0, "cpuAmount": 0.0, "diskAmount": disk}
+        rec[main] = round(total - disk, DECIMALS)
+        out[i].append(rec)
 
 
 def _metered(items: Iterable[tuple[str | None, list[Seg], Any]], cs: list[float],
@@ -167,7 +172,14 @@ def account_answer(sc: Scenario, cuts: list[datetime], now: datetime,
     """``GET /v2/billing``: one record per begun bucket, summed from the families."""
     names = [a for a, _, _ in ACCOUNT]
     sums = [dict.fromkeys(names, 0.0) for _ in range(max(len(cuts) - 1, 0))]
+    cs = [t.timestamp() for t in cuts]
+    for i, _, total, disk, main in _pod_spend(sc, cs, now.timestamp(), None):
+        acc = sums[i]  # the pods' parts without building their records
+        acc["podDiskAmount"] += disk
+        acc[_POD_PART[main]] += round(total - disk, DECIMALS)
     for fam in FAMILIES:
+        if fam == "pods":
+            continue
         mine = [(name, part) for name, f, part in ACCOUNT if f == fam]
         for i, bucket in enumerate(family_records(sc, fam, cuts, now)):
             acc = sums[i]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import threading
@@ -79,7 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not (fault and fault.kind in PROXY_KINDS):
             api, ans = sim.answer(method, path, query, body, self.headers.get("Authorization"))
             if fault and fault.kind == "bad_record" and ans.status == 200:
-                ans.data = spoil(ans.data, fault.record, api, ans.range_end)
+                data = json.loads(ans.data) if isinstance(ans.data, bytes) else ans.data
+                ans.data = spoil(data, fault.record, api, ans.range_end)
         status, data, ctype, extra = ans.status, encode(ans.data), ans.ctype, dict(ans.headers)
         if fault:
             status, data, ctype, more = apply(fault, api or "v1", status, data, ctype)

@@ -12,8 +12,12 @@ managed through the cluster); a terminated pod no longer exists for v2
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
+
+from pydantic_core import to_json
 
 from daemon.simulator.billing import iso_z
 from daemon.simulator.specs import PodSpec
@@ -153,9 +157,15 @@ def _ssh(p: PodSpec, running: bool) -> dict[str, Any]:
 
 def v2_json(p: PodSpec, now: datetime, fallback_created: datetime) -> dict[str, Any]:
     """A pod as REST v2 ``GET /pods/{id}`` shows it (every required field)."""
+    head, tail = _v2_parts(p, fallback_created)
+    return {**head, "runtime": _runtime(p, now), **tail,
+            "createdAt": iso_z(min(tail["createdAt"], now))}
+
+
+def _v2_parts(p: PodSpec, fallback_created: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields of a v2 pod before ``runtime`` and after it (``createdAt`` as
+    a datetime): everything that does not change with the clock."""
     status = p.desired_status
-    runtime = _runtime(p, now)
-    created = p.created or fallback_created
     if p.network_volume:
         mounts: dict[str, Any] = {"network": [{"volumeId": p.network_volume,
                                                "path": "/workspace"}]}
@@ -163,24 +173,79 @@ def v2_json(p: PodSpec, now: datetime, fallback_created: datetime) -> dict[str, 
         mounts = {"persistent": {"size": p.volume_gb, "path": "/workspace"}}
     else:
         mounts = {}
-    doc: dict[str, Any] = {
+    head: dict[str, Any] = {
         "id": p.id, "name": p.name, "image": p.image, "args": "",
         "disk": max(1, p.container_disk_gb), "ports": ["8888/http", "22/tcp"], "env": {},
         "registry": None, "status": status, "actions": actions(p), "mounts": mounts,
     }
     if p.gpu_type is not None:
-        doc["gpu"] = {"id": p.gpu_type, "count": max(1, p.gpu_count)}
+        head["gpu"] = {"id": p.gpu_type, "count": max(1, p.gpu_count)}
     else:
-        doc["cpu"] = {"id": "cpu3c", "vcpuCount": p.vcpu_count, "memory": p.memory_gb}
-    doc.update({
+        head["cpu"] = {"id": "cpu3c", "vcpuCount": p.vcpu_count, "memory": p.memory_gb}
+    head.update({
         "cloud": "SECURE", "dataCenterId": p.data_center_id,
         "cudaVersion": "12.8" if p.gpu_type else None,
-        "ssh": _ssh(p, runtime is not None), "template": None,
+        "ssh": _ssh(p, status == "RUNNING" and p.started_at is not None), "template": None,
         "cost": p.cost_per_hr if status in _BILLING else 0.0,
-        "locked": p.locked, "globalNetworking": {"enabled": False}, "runtime": runtime,
-        "createdAt": iso_z(min(created, now)),
-        "startedAt": iso_z(p.started_at) if p.started_at and status == "RUNNING" else None,
+        "locked": p.locked, "globalNetworking": {"enabled": False},
     })
+    tail: dict[str, Any] = {
+        "createdAt": p.created or fallback_created,
+        "startedAt": iso_z(p.started_at) if p.started_at and status == "RUNNING" else None,
+    }
     if p.cluster_id is not None:
-        doc["cluster"] = {"id": p.cluster_id, "rank": p.cluster_rank}
-    return doc
+        tail["cluster"] = {"id": p.cluster_id, "rank": p.cluster_rank}
+    return head, tail
+
+
+# --------------------------------------------------------------------- list bodies
+# GET /pods of thousands of pods: each pod's JSON is kept, in pieces around what
+# the clock changes (v2 ``runtime``), until any field of the pod changes.
+
+_FIELDS = [f for f in fields(PodSpec) if not f.name.startswith("_")]
+_SCALARS = attrgetter(*(f.name for f in _FIELDS if not str(f.type).startswith("list")))
+_LISTS = attrgetter(*(f.name for f in _FIELDS if str(f.type).startswith("list")))
+
+
+def _state(p: PodSpec) -> tuple[Any, ...]:
+    """Every field of the pod, lists copied (they are edited in place): any
+    edit, by an action or a test, gives another key."""
+    return _SCALARS(p), tuple(map(tuple, _LISTS(p)))
+
+
+class PodBodies:
+    """Serialized pods for ``GET /pods`` answers, rebuilt per pod only when the
+    pod changed; what the clock changes is serialized per answer."""
+
+    def __init__(self) -> None:
+        self._v1: dict[tuple[str, bool], tuple[tuple[Any, ...], bytes]] = {}
+        self._v2: dict[str, tuple[tuple[Any, ...], datetime, bytes, bytes, bytes]] = {}
+
+    def v1(self, pods: list[PodSpec], include_machine: bool) -> bytes:
+        """``json(v1_json(p) for p in pods)``."""
+        out = []
+        for p in pods:
+            key, state = (p.id, include_machine), _state(p)
+            hit = self._v1.get(key)
+            if hit is None or hit[0] != state:
+                hit = self._v1[key] = (state, to_json(v1_json(p, include_machine)))
+            out.append(hit[1])
+        return b"[" + b",".join(out) + b"]"
+
+    def v2(self, pods: list[PodSpec], now: datetime, fallback_created: datetime) -> bytes:
+        """``json({"pods": [v2_json(p, now, fallback_created) for p in pods]})``."""
+        out = []
+        for p in pods:
+            state = (_state(p), fallback_created)
+            hit = self._v2.get(p.id)
+            if hit is None or hit[0] != state:
+                head, tail = _v2_parts(p, fallback_created)
+                created = tail.pop("createdAt")
+                hit = self._v2[p.id] = (state, created, to_json(head)[:-1] + b',"runtime":',
+                                        b',"createdAt":' + to_json(iso_z(created)) + b",",
+                                        to_json(tail)[1:])
+            _, created, head_b, created_b, tail_b = hit
+            if created > now:  # a pod from the future says it was created now
+                created_b = b',"createdAt":' + to_json(iso_z(now)) + b","
+            out.append(head_b + to_json(_runtime(p, now)) + created_b + tail_b)
+        return b'{"pods":[' + b",".join(out) + b"]}"

@@ -16,7 +16,6 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from pydantic_core import to_json
 
 from daemon.simulator import graphql, v1, v2
 from daemon.simulator import pods as podlib
@@ -124,6 +125,7 @@ class Simulator:
         self.requests: list[RequestRecord] = []
         self.lock = threading.RLock()
         self._faults: list[Fault] = []
+        self.pod_bodies = podlib.PodBodies()
         self.limiter = RateLimiter(self.scenario.rate_limit if rate_limit is _DEFAULT
                                    else rate_limit)
         self.retired: set[str] = set()
@@ -355,9 +357,11 @@ def _exceeded(headers: dict[str, str]) -> str:
 
 
 def encode(data: Any) -> bytes:
-    """Body bytes of an answer's data (bytes pass through; None is empty)."""
+    """Body bytes of an answer's data (bytes pass through; None is empty).
+    Compact UTF-8 JSON; NaN and infinities as ``json.dumps`` writes them (the
+    faults send them on purpose)."""
     if data is None:
         return b""
     if isinstance(data, bytes):
         return data
-    return json.dumps(data, separators=(",", ":")).encode()
+    return to_json(data, inf_nan_mode="constants")

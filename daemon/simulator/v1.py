@@ -67,7 +67,7 @@ def handle(sim: Simulator, method: str, route: str, q: Query, now: datetime) -> 
                       range_end=end)
     if method == "GET" and route == "/pods":
         machine = last(q, "includeMachine") == "true"
-        return Answer([podlib.v1_json(p, machine) for p in _filter_pods(sc.pods, q)])
+        return Answer(sim.pod_bodies.v1(_filter_pods(sc.pods, q), machine))
     parts = route.split("/")
     if len(parts) >= 3 and parts[1] == "pods":
         try:

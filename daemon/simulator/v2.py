@@ -112,8 +112,8 @@ def _pods(sim: Simulator, method: str, rest: list[str], q: Query, *, body: bytes
             raise Reply(400, f"invalid includeClusterPods {inc!r}",
                         ["query.includeClusterPods: must be a boolean"])
         pods = sc.all_pods() if inc == "true" else sc.pods
-        return Answer({"pods": [podlib.v2_json(p, now, sc.loaded_at) for p in pods
-                                if p.desired_status != "TERMINATED"]})
+        return Answer(sim.pod_bodies.v2([p for p in pods if p.desired_status != "TERMINATED"],
+                                        now, sc.loaded_at))
     pod = _find(sim, rest[0]) if rest else None
     if pod is None:
         raise Reply(404, f"pod {rest[0] if rest else ''} not found")

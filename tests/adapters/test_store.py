@@ -5,6 +5,7 @@ PostgreSQL server (see ``test_store_common``)."""
 from __future__ import annotations
 
 import os
+import random
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from daemon.adapters.store import (
     migrate,
     open_store,
 )
-from daemon.core.model import Pod, PodStatus, Resource, SpendPoint
+from daemon.core.model import Pod, PodInfo, PodStatus, Resource, SpendPoint
 from daemon.core.ports import Coverage, StoreError
 from tests.adapters.test_store_common import (
     PG_CONNINFO,
@@ -174,6 +175,60 @@ def test_registry_upserts_2000_pods_and_keeps_first_seen(backend: Backend) -> No
     assert (gone.name, gone.last_seen, gone.last_status) == ("train-1999", T0, "RUNNING")
     assert backend.open().pod_registry("lab")["pod-0001"].name == "other-account"
     assert backend.open().pod_registry("nobody") == {}
+
+
+def test_registry_last_seen_follows_each_listing(backend: Backend) -> None:
+    s = backend.open()
+    s.upsert_pods("research", [_pod(i) for i in range(4)], T0)
+    s.upsert_pods("lab", [_pod(0, name="lab-0")], T0)
+    # pod 3 is not listed for two polls, then comes back; pod 2 leaves for good
+    s.upsert_pods("research", [_pod(0), _pod(1), _pod(2)], T0 + H)
+    s.upsert_pods("research", [_pod(0), _pod(1, started_at=T0 + H)], T0 + 2 * H)
+    s.upsert_pods("research", [_pod(0), _pod(1, started_at=None), _pod(3)], T0 + 3 * H)
+    s.upsert_pods("research", [_pod(0), _pod(1, started_at=None), _pod(3)], T0 + 3 * H)
+
+    reg = backend.open().pod_registry("research")
+    seen = {pid: (p.first_seen, p.last_seen) for pid, p in reg.items()}
+    assert seen == {
+        "pod-0000": (T0, T0 + 3 * H),
+        "pod-0001": (T0, T0 + 3 * H),
+        "pod-0002": (T0, T0 + H),
+        "pod-0003": (T0, T0 + 3 * H),
+    }
+    assert reg["pod-0001"].started_at == T0 + H  # a restart is recorded, None keeps it
+    assert backend.open().pod_registry("lab")["pod-0000"].last_seen == T0
+
+
+def test_registry_last_seen_moves_whatever_form_the_stored_time_has(backend: Backend) -> None:
+    s = backend.open()
+    s.upsert_pods("research", [_pod(0), _pod(1)], T0)
+    # an operator's edit, or an older writer: the same instant, written differently
+    backend.sql("UPDATE pods SET last_seen = '2026-11-24T00:00:00+00:00' WHERE pod_id = 'pod-0000'")
+    s.upsert_pods("research", [_pod(0), _pod(1)], T0 + H)
+    assert {p.last_seen for p in s.pod_registry("research").values()} == {T0 + H}
+
+
+def test_registry_matches_its_contract_over_random_polls(backend: Backend) -> None:
+    """Pods come, go, come back, get renamed, restart; after every poll the
+    registry is exactly what the contract of ``upsert_pods`` says."""
+    rng = random.Random(7)
+    s = backend.open()
+    model: dict[str, PodInfo] = {}
+    for poll in range(40):
+        now = T0 + poll * H
+        listed = [
+            _pod(i, name=rng.choice(["a", "b"]), gpu_count=rng.choice([1, 1, 1, 2]),
+                 desired_status=rng.choice([PodStatus.RUNNING] * 3 + [PodStatus.EXITED]),
+                 started_at=rng.choice([None, T0, T0, now]))
+            for i in range(12) if rng.random() < 0.7
+        ]
+        s.upsert_pods("research", listed, now)
+        for p in listed:
+            old = model.get(p.id)
+            model[p.id] = PodInfo(
+                p.id, p.name, p.gpu_type, p.gpu_count, old.first_seen if old else now, now,
+                str(p.desired_status), p.started_at or (old.started_at if old else None))
+        assert s.pod_registry("research") == model, f"poll {poll}"
 
 
 def test_resource_names_by_account_and_family(store: SqlStore) -> None:

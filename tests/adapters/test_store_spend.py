@@ -3,6 +3,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -71,6 +72,37 @@ def test_replace_points_sums_duplicates_and_rejects_bad_points(store: SqlStore) 
     # The failed calls changed nothing.
     assert store.points(PODS, T0, T0 + 2 * H) == [SpendPoint(T0, "pod-a", 1.5)]
     assert store.coverage(PODS) == [Coverage(T0, T0 + H, 1)]
+
+
+def test_replace_points_leaves_exactly_the_new_points_over_random_polls(
+    store: SqlStore,
+) -> None:
+    """Polls that re-send settled buckets unchanged, revise some, drop others,
+    switch hours to a day: after each, the series holds exactly what a plain
+    delete-the-range-and-insert would leave."""
+    rng = random.Random(11)
+    model: dict[tuple[datetime, str], SpendPoint] = {}
+    for poll in range(60):
+        if rng.random() < 0.2:
+            start, hours = T0 + rng.randrange(3) * D, 24
+            end = start + rng.randrange(1, 3) * D
+        else:
+            start, hours = T0 + rng.randrange(72) * H, 1
+            end = start + rng.randrange(1, 6) * H
+        step = timedelta(hours=hours)
+        pts = []
+        for i in range(round((end - start) / step)):
+            for r in ("pod-a", "pod-b", "pod-c"):
+                held = model.get((start + i * step, r))
+                if held is not None and held.hours == hours and rng.random() < 0.9:
+                    pts.append(held)  # a settled bucket, sent again unchanged
+                elif rng.random() < 0.8:
+                    pts.append(SpendPoint(start + i * step, r, rng.choice([0.5, 1.0, 2.0]), hours))
+        store.replace_points(PODS, start, end, hours, pts)
+        model = {k: p for k, p in model.items() if not start <= p.time < end}
+        model.update({(p.time, p.resource): p for p in pts})
+        want = sorted(model.values(), key=lambda p: (p.time, p.resource))
+        assert store.points(PODS, T0, T0 + 4 * D) == want, f"poll {poll}"
 
 
 def test_coverage_merges_adjacent_ranges_of_one_resolution(store: SqlStore) -> None:
