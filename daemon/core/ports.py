@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from daemon.core.model import (
     Alert,
@@ -195,9 +195,10 @@ class Coverage:
     hours: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """An alert already decided (pending or delivered) for dedupe."""
+class LedgerEntry(NamedTuple):
+    """An alert already decided (pending or delivered) for dedupe. A named
+    tuple: each poll reads the current windows' ledger, ~10,000 entries on a
+    busy 2,000-pod account."""
 
     id: str
     kind: str
