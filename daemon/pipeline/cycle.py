@@ -30,6 +30,7 @@ from daemon.core.spend import SpendData
 from daemon.pipeline.dryrun import DryRunStore
 from daemon.pipeline.enforcer import AccountRouter, Enforcer, describe_results
 from daemon.pipeline.fetch import (
+    PodListings,
     fetch_billing,
     fetch_names,
     fetch_pods,
@@ -107,12 +108,14 @@ class Fetched:
 
 
 def stage_fetch(deps: Deps, store: Store, now: datetime) -> Fetched:
-    """Billing into the store, pods into the registry, then the spend the
-    budgets read, back from the store."""
+    """Billing into the store, pods into the registry (listed meanwhile),
+    then the spend the budgets read, back from the store."""
     config = deps.config
     needed = needed_windows(config, now)
-    billing = fetch_billing(config, deps.apis, store, needed, now)
-    pods = fetch_pods(config, deps.apis, store, now, skip=set(billing.errors))
+    with PodListings(deps.apis) as listings:
+        billing = fetch_billing(config, deps.apis, store, needed, now, on_answer=listings.start)
+        pods = fetch_pods(config, deps.apis, store, now, skip=set(billing.errors),
+                          listings=listings)  # fmt: skip
     fetch_names(config, deps.apis, store, needed, now)
     data = load_spend(config, store, needed, now)
     return Fetched(data, pods.pods, billing.errors, pods.errors, billing.requests)

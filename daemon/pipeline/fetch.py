@@ -11,7 +11,8 @@ do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -90,8 +91,11 @@ def fetch_billing(
     store: SpendStore,
     needed: Mapping[SeriesKey, Sequence[Window]],
     now: datetime,
+    *,
+    on_answer: Callable[[str], None] | None = None,
 ) -> BillingFetch:
-    """Run the planner's requests and store each answer. A series whose family
+    """Run the planner's requests and store each answer (``on_answer(account)``
+    after each answer, before it is stored). A series whose family
     the account's API cannot serve (v1: clusters) is not asked for; after the
     first failure of an account its other requests wait for the next cycle
     (one clear error per account and cycle). An answer over the body cap is
@@ -131,6 +135,8 @@ def fetch_billing(
                 error=str(e),
             )
             continue
+        if on_answer is not None:
+            on_answer(acc)
         store.replace_points(
             req.series, req.start, req.end, plan.bucket_hours(req.bucket), to_points(records)
         )
@@ -165,24 +171,62 @@ class PodsFetch:
     errors: dict[str, ApiError] = field(default_factory=dict)
 
 
+class PodListings:
+    """Every account's ``GET /pods``, sent in the background (one thread per
+    account) once :meth:`start` says the account answers, so that the listing
+    arrives while the rest of its billing is fetched and stored: the calls are
+    independent, and on a real network each is a round trip the cycle would
+    otherwise wait for in turn. A dead API still gets one call per cycle.
+    Only the adapters' thread-safe calls run there; the store is written by
+    the caller's thread. Use as a context manager: leaving it waits for every
+    call sent."""
+
+    def __init__(self, apis: Mapping[str, RunPodApi]) -> None:
+        self._apis = apis
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pods")
+        self._calls: dict[str, Future[list[Pod]]] = {}
+
+    def start(self, account: str) -> None:
+        """Send the account's listing now (once)."""
+        if account not in self._calls:
+            self._calls[account] = self._pool.submit(self._apis[account].list_pods)
+
+    def result(self, account: str) -> Sequence[Pod]:
+        """The account's pods (sent now if not yet); raises the call's ``ApiError``."""
+        self.start(account)
+        return self._calls[account].result()
+
+    def __enter__(self) -> PodListings:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+
+
 def fetch_pods(
     config: Config,
     apis: Mapping[str, RunPodApi],
     registry: RegistryStore | None,
     now: datetime,
     skip: set[str] | None = None,
+    *,
+    listings: PodListings | None = None,
 ) -> PodsFetch:
     """``GET /pods`` per account, remembered in the registry (names and GPU
     types of pods that are gone later). ``skip``: accounts whose billing
     failed this cycle (their forecasts are held back and enforcement refuses
-    anyway; a second retry deadline would only delay the cycle)."""
+    anyway: their listing is not used, so that an outage reads the same
+    whether or not the listing got through). ``listings``: the calls already
+    sent (:class:`PodListings`); without it they are made here, in turn."""
     out = PodsFetch()
     for acc in config.accounts:
         if skip and acc.name in skip:
             out.pods[acc.name] = None
             continue
         try:
-            pods = apis[acc.name].list_pods()
+            pods = (
+                listings.result(acc.name) if listings is not None else apis[acc.name].list_pods()
+            )
         except ApiError as e:
             out.pods[acc.name] = None
             out.errors[acc.name] = e
