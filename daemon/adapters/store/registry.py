@@ -3,14 +3,14 @@ endpoints that RunPod no longer lists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, func, select, type_coerce
+from sqlalchemy import Connection, bindparam, func, select
 
 from daemon.adapters.store.base import StoreBase
-from daemon.adapters.store.engine import UtcDateTime, aware
+from daemon.adapters.store.engine import aware
 from daemon.adapters.store.schema import pods_t, resources_t
 from daemon.core.model import Pod, PodInfo, Resource
 
@@ -57,25 +57,24 @@ class RegistryMixin(StoreBase):
         """Every pod of ``account`` ever recorded, by id. Raises ``StoreError``."""
         t = pods_t
         with self._tx("reading the pod registry") as conn:
-            utc = _times(conn)
             rows = conn.execute(
                 select(t.c.pod_id, t.c.name, t.c.gpu_type, t.c.gpu_count, t.c.last_status,
-                       _raw(t.c.started_at), _raw(t.c.first_seen), _raw(t.c.last_seen))
+                       t.c.started_at, t.c.first_seen, t.c.last_seen)
                 .where(t.c.account == account)
             ).all()
-            return {
-                pid: PodInfo(
-                    id=pid,
-                    name=name,
-                    gpu_type=gpu_type,
-                    gpu_count=int(gpu_count),
-                    first_seen=utc(first),
-                    last_seen=utc(last),
-                    last_status=status,
-                    started_at=utc(started),
-                )
-                for pid, name, gpu_type, gpu_count, status, started, first, last in rows
-            }
+        return {
+            pid: PodInfo(
+                id=pid,
+                name=name,
+                gpu_type=gpu_type,
+                gpu_count=int(gpu_count),
+                first_seen=first,
+                last_seen=last,
+                last_status=status,
+                started_at=started,
+            )
+            for pid, name, gpu_type, gpu_count, status, started, first, last in rows
+        }
 
     def upsert_resources(
         self, account: str, resources: Sequence[Resource], now: datetime
@@ -119,46 +118,20 @@ class RegistryMixin(StoreBase):
 
 #: a stored pod: (name, gpu_type, gpu_count, last_status, started_at, last_seen)
 _Stored = tuple[str, str | None, int, str, datetime | None, datetime]
-_UTC = UtcDateTime()
-
-
-def _raw(column: Any) -> Any:
-    """``column`` without SQLAlchemy's per-row conversion (see :func:`_times`)."""
-    return type_coerce(column, String)
-
-
-def _times(conn: Connection) -> Callable[[Any], Any]:
-    """Converts stored times (ISO text on SQLite, ``timestamptz`` on PostgreSQL)
-    to aware UTC datetimes once per distinct value: most pods share the last
-    poll's ``last_seen``, and typed rows would convert every cell."""
-    seen: dict[Any, datetime | None] = {None: None}
-    dialect = conn.dialect
-
-    def utc(raw: Any) -> Any:
-        when = seen.get(raw, _MISSING)
-        if when is _MISSING:
-            when = seen[raw] = _UTC.process_result_value(raw, dialect)
-        return when
-
-    return utc
 
 
 def _stored_pods(conn: Connection, account: str) -> dict[str, _Stored]:
     """The stored facts of every pod of ``account``, by id, as plain tuples."""
     t = pods_t
-    utc = _times(conn)
     rows = conn.execute(
         select(t.c.pod_id, t.c.name, t.c.gpu_type, t.c.gpu_count, t.c.last_status,
-               _raw(t.c.started_at), _raw(t.c.last_seen))
+               t.c.started_at, t.c.last_seen)
         .where(t.c.account == account)
     ).all()
     return {
-        pid: (name, gpu_type, int(gpu_count), status, utc(started), utc(seen))
+        pid: (name, gpu_type, int(gpu_count), status, started, seen)
         for pid, name, gpu_type, gpu_count, status, started, seen in rows
     }
-
-
-_MISSING: Any = object()
 
 
 def _changed(old: _Stored, p: Pod, started: datetime | None) -> bool:
