@@ -153,8 +153,8 @@ RowCache = dict[tuple[int, int, float, bool], tuple[Sequence[Instance], list[_Ro
 
 
 class _Shared:
-    """What every instance of one budget shares; :meth:`status` gives each
-    instance's spend, forecast, contributors and pods at ``now``."""
+    """What every instance of one budget shares; :meth:`run` gives each
+    instance's status (spend, forecast, contributors, pods at ``now``)."""
 
     __slots__ = (
         "account", "budget", "fc_enabled", "hours", "hours_left", "limit", "live",
@@ -231,7 +231,7 @@ class _Shared:
         instances per poll. Their spend, forecast and contributors do not
         depend on the budget's limit, so budgets over the same instances and
         window share :meth:`rows` (``row_cache``); :func:`findings_for` is
-        inlined (both pinned equal to :meth:`status` by
+        inlined (both pinned equal to the general path by
         tests/core/test_evaluate_fast.py)."""
         key = (id(instances), id(self.sums), self.hours_left, self.live)
         hit = row_cache.get(key)
@@ -258,24 +258,9 @@ class _Shared:
             if fc and forecast is not None and spend < limit and forecast >= limit:
                 findings.append(Finding(kind="forecast", status=st, threshold=None))
 
-    def status(self, inst: Instance) -> InstanceStatus:
-        """``inst``'s status by the general path (the reference :meth:`run` keeps to)."""
-        group, spend, forecast, top_contributors, ids = self.general_row(inst)
-        return InstanceStatus(
-            account=self.account,
-            budget=self.budget,
-            group=group,
-            window=self.window,
-            spend=spend,
-            limit=self.limit,
-            forecast=forecast,
-            thresholds=self.thresholds,
-            forecast_enabled=self.fc_enabled,
-            top_contributors=top_contributors,
-            pod_ids=ids,
-        )
-
     def general_row(self, inst: Instance) -> _Row:
+        """``inst``'s row by the general path (the reference :meth:`rows` keeps
+        to for per-pod instances)."""
         sums = self.sums
         spend = total(sums, inst.resources)
         minus = self.minus_view if inst.minus_pods else None

@@ -1,5 +1,5 @@
 """The per-pod fast path of evaluation gives exactly what the general path
-(``_Shared.status`` + ``findings_for``) gives: same statuses (floats equal
+(``_Shared.general_row`` + ``findings_for``) gives: same statuses (floats equal
 bit for bit), same findings, same order. A 2,000-pod account takes the fast
 path ~80,000 times a poll; a difference would mean alerts that differ by
 account size."""
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.core.evaluate import _Shared, evaluate, evaluate_budget, findings_for
-from daemon.core.model import Pod
+from daemon.core.model import InstanceStatus, Pod
 from daemon.core.scopes import instances_for, series_for
 from daemon.core.spend import SpendData
 from daemon.core.windows import window_at
@@ -57,7 +57,11 @@ def test_fast_path_equals_general_path(
 
     fast_statuses, fast_findings = [], []  # type: ignore[var-annotated]
     shared.run(scope.instances, fast_statuses, fast_findings, {})
-    general = [shared.status(i) for i in scope.instances]
+    general = [
+        InstanceStatus("acc", budget.name, group, window, spend, budget.limit, fc,
+                       shared.thresholds, shared.fc_enabled, top, ids)
+        for group, spend, fc, top, ids in map(shared.general_row, scope.instances)
+    ]
 
     assert fast_statuses == general
     assert [repr(s.spend) for s in fast_statuses] == [repr(s.spend) for s in general]  # -0.0
