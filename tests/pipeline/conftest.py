@@ -50,6 +50,7 @@ PG_CONNINFO = "postgresql://postgres@127.0.0.1:5432/test"
 
 # 2026-11-24 is a Tuesday; nothing runs before midnight in GROWING.
 T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+DAY = "2026-11-24T00:00:00Z"  # T0's day start as alert ids and payloads spell it
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 

@@ -13,6 +13,7 @@ from daemon.adapters.runpod.transport import RequestInfo
 from daemon.core.plan import MAX_HOURS
 from daemon.simulator import Simulator
 from tests.pipeline.conftest import (
+    DAY,
     HOOK,
     SLACK,
     T0,
@@ -26,9 +27,6 @@ from tests.pipeline.conftest import (
 )
 from tests.support.receiver import Receiver
 from tests.support.simulator import fast_api
-
-DAY = "2026-11-24T00:00:00Z"
-
 
 # ---------------------------------------------------------------------------- grouping
 

@@ -22,6 +22,7 @@ from daemon.pipeline.cycle import run_cycle
 from daemon.pipeline.enforcer import AccountRouter
 from daemon.simulator import FakeClock, Simulator
 from tests.pipeline.conftest import (
+    DAY,
     GROWING,
     HOOK,
     SLACK,
@@ -39,7 +40,6 @@ from tests.pipeline.conftest import (
 from tests.support.receiver import Receiver
 from tests.support.simulator import fast_api, running_simulator
 
-DAY = "2026-11-24T00:00:00Z"
 GROWING_COPY = copy.deepcopy(GROWING)
 
 

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from daemon.simulator import Simulator
 from tests.pipeline.conftest import (
+    DAY,
     T0,
     Daemon,
     H,
@@ -23,8 +24,6 @@ from tests.pipeline.conftest import (
     sqlite_url,
 )
 from tests.support.receiver import Receiver
-
-DAY = "2026-11-24T00:00:00Z"
 
 
 def test_an_outage_is_told_by_the_health_notice_not_by_stale_data_refusals(

@@ -15,6 +15,7 @@ from daemon.pipeline.digest import build_digest
 from daemon.simulator import FakeClock, Simulator
 from daemon.simulator import pods as podlib
 from tests.pipeline.conftest import (
+    DAY,
     T0,
     Daemon,
     H,
@@ -26,8 +27,6 @@ from tests.pipeline.conftest import (
 )
 from tests.support.receiver import Receiver
 from tests.support.simulator import running_simulator
-
-DAY = "2026-11-24T00:00:00Z"
 
 # ---------------------------------------------------------------------------- registry
 
