@@ -8,8 +8,9 @@ Rules that need another part of the config (notifier and account names,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
@@ -132,26 +133,12 @@ class Balance(Strict):
     @field_validator("below_usd")
     @classmethod
     def _amounts(cls, v: list[float] | None) -> list[float] | None:
-        if v is None:
-            return v
-        if not v:
-            raise ValueError("must list at least one amount (or leave the key out)")
-        dup = sorted({a for a in v if v.count(a) > 1})
-        if dup:
-            raise ValueError(f"amount {num(dup[0])} is listed twice")
-        return sorted(v, reverse=True)
+        return _levels(v, "amount", "amount", num)
 
     @field_validator("runway_below")
     @classmethod
     def _runways(cls, v: list[timedelta] | None) -> list[timedelta] | None:
-        if v is None:
-            return v
-        if not v:
-            raise ValueError("must list at least one duration (or leave the key out)")
-        dup = sorted({d for d in v if v.count(d) > 1})
-        if dup:
-            raise ValueError(f"runway {format_duration(dup[0])} is listed twice")
-        return sorted(v, reverse=True)
+        return _levels(v, "duration", "runway", format_duration)
 
     @model_validator(mode="after")
     def _some_level(self) -> Balance:
@@ -167,3 +154,20 @@ class Grouping(Strict):
     max_individual: int = Field(
         default=10, ge=1, description="At most this many single alerts per notifier per cycle."
     )
+
+
+_Level = TypeVar("_Level", float, timedelta)
+
+
+def _levels(
+    v: list[_Level] | None, noun: str, label: str, show: Callable[[_Level], str]
+) -> list[_Level] | None:
+    """Balance levels, highest first; an empty or repeated list is an error."""
+    if v is None:
+        return v
+    if not v:
+        raise ValueError(f"must list at least one {noun} (or leave the key out)")
+    dup = sorted({x for x in v if v.count(x) > 1})
+    if dup:
+        raise ValueError(f"{label} {show(dup[0])} is listed twice")
+    return sorted(v, reverse=True)
